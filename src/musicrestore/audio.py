@@ -1,0 +1,210 @@
+"""Audio I/O and validation shared by every stage.
+
+Waves are float32 NumPy arrays shaped ``(channels, samples)``. Reading goes through
+``soundfile`` (WAV/FLAC/OGG/MP3 via libsndfile); resampling through ``julius`` (SPEC §1:
+no torchaudio); loudness through ``pyloudnorm``. Every problem with an input is raised as
+:class:`AudioError`, whose message is one line naming the file and the problem, so the CLI
+and the stages can print it and exit non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+MIN_SR_HZ = 1_000
+MAX_SR_HZ = 384_000
+MAX_CHANNELS = 2
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+class AudioError(ValueError):
+    """An input that is not usable audio. ``str(err)`` is one line: ``<file>: <problem>``."""
+
+    def __init__(self, source: str | os.PathLike[str], problem: str) -> None:
+        self.source = str(source)
+        self.problem = " ".join(problem.split())  # keep the message on one line
+        super().__init__(f"{self.source}: {self.problem}")
+
+
+def validate_wave(wave: np.ndarray, sr: int, source: str | os.PathLike[str] = "<array>") -> np.ndarray:
+    """Check a ``(C, T)`` wave and return it as contiguous float32.
+
+    Raises:
+        AudioError: wrong rank, zero length, more than two channels, NaN/Inf samples or a
+            sample rate outside [1 kHz, 384 kHz].
+    """
+    if not isinstance(sr, int | np.integer) or not MIN_SR_HZ <= int(sr) <= MAX_SR_HZ:
+        raise AudioError(source, f"sample rate {sr} Hz is outside {MIN_SR_HZ}..{MAX_SR_HZ} Hz")
+    wave = np.asarray(wave)
+    if wave.ndim != 2:
+        raise AudioError(source, f"expected a (channels, samples) array, got shape {wave.shape}")
+    if wave.shape[0] == 0 or wave.shape[0] > MAX_CHANNELS:
+        raise AudioError(source, f"{wave.shape[0]} channels; only mono or stereo is supported")
+    if wave.shape[1] == 0:
+        raise AudioError(source, "zero-length audio")
+    if not np.isfinite(wave).all():
+        raise AudioError(source, "contains NaN or Inf samples")
+    return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """Return ``(sample_rate, channels, frames)`` of a file without decoding it."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "no such file")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile raises several types; all mean "not audio"
+        raise AudioError(path, f"not a readable audio file ({_first_line(exc)})") from None
+    return int(info.samplerate), int(info.channels), int(info.frames)
+
+
+def load_audio(
+    path: str | os.PathLike[str],
+    sr: int | None = None,
+    channels: int | None = None,
+    offset_s: float = 0.0,
+    duration_s: float | None = None,
+) -> tuple[np.ndarray, int]:
+    """Read an audio file as float32 ``(C, T)``.
+
+    Args:
+        path: WAV, FLAC, OGG or MP3 file.
+        sr: resample to this rate (Hz); ``None`` keeps the file's rate.
+        channels: 1 downmixes, 2 upmixes mono to stereo; ``None`` keeps the file's layout.
+        offset_s: start reading this many seconds in.
+        duration_s: read at most this many seconds; ``None`` reads to the end.
+
+    Returns:
+        ``(wave, sample_rate)`` with ``wave`` shaped ``(C, T)``.
+    """
+    file_sr, file_channels, frames = audio_info(path)
+    if file_channels > MAX_CHANNELS:
+        raise AudioError(path, f"{file_channels} channels; only mono or stereo is supported")
+    if not MIN_SR_HZ <= file_sr <= MAX_SR_HZ:
+        raise AudioError(path, f"sample rate {file_sr} Hz is outside {MIN_SR_HZ}..{MAX_SR_HZ} Hz")
+    start = int(round(offset_s * file_sr))
+    stop = None if duration_s is None else start + int(round(duration_s * file_sr))
+    try:
+        data, _ = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(path, f"cannot decode audio ({_first_line(exc)})") from None
+    # libsndfile reports the header's frame count; a truncated file decodes fewer frames.
+    expected = (frames if stop is None else min(stop, frames)) - start
+    if frames > 0 and data.shape[0] < expected and not str(path).lower().endswith(".mp3"):
+        raise AudioError(path, f"truncated file: header says {expected} frames, decoded {data.shape[0]}")
+    wave = validate_wave(data.T, file_sr, path)
+    if channels is not None:
+        wave = set_channels(wave, channels)
+    if sr is not None and sr != file_sr:
+        wave = resample(wave, file_sr, sr)
+    return wave, sr or file_sr
+
+
+def save_audio(
+    path: str | os.PathLike[str], wave: np.ndarray, sr: int, subtype: str | None = None
+) -> Path:
+    """Write ``(C, T)`` audio atomically: a temporary file in the same folder, then rename.
+
+    A crash never leaves a half-written file under ``path``. ``subtype`` defaults to 24-bit
+    PCM for WAV/FLAC (lossless enough for metrics, half the size of float).
+    """
+    path = Path(path)
+    wave = validate_wave(wave, sr, path)
+    if np.abs(wave).max() > 1.0 and subtype is None and path.suffix.lower() == ".wav":
+        subtype = "FLOAT"  # keep out-of-range samples rather than clipping them silently
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), wave.T, sr, subtype=subtype or _default_subtype(path), format=_format(path))
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the body succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Band-limited resampling of ``(C, T)`` with julius (sinc, anti-aliased)."""
+    if sr_in == sr_out:
+        return wave
+    import julius
+    import torch
+
+    g = np.gcd(int(sr_in), int(sr_out))
+    with torch.no_grad():
+        out = julius.resample_frac(torch.from_numpy(np.ascontiguousarray(wave)), sr_in // g, sr_out // g)
+    return out.numpy().astype(np.float32, copy=False)
+
+
+def set_channels(wave: np.ndarray, channels: int) -> np.ndarray:
+    """Downmix to mono (mean) or duplicate mono to stereo."""
+    if channels not in (1, 2):
+        raise ValueError(f"channels must be 1 or 2, got {channels}")
+    if wave.shape[0] == channels:
+        return wave
+    if channels == 1:
+        return wave.mean(axis=0, keepdims=True)
+    return np.repeat(wave[:1], 2, axis=0)
+
+
+def to_mono(wave: np.ndarray) -> np.ndarray:
+    return set_channels(wave, 1)
+
+
+def to_stereo(wave: np.ndarray) -> np.ndarray:
+    return set_channels(wave, 2)
+
+
+def loudness_lufs(wave: np.ndarray, sr: int) -> float:
+    """Integrated loudness (ITU-R BS.1770-4) in LUFS; ``-inf`` for silence or clips < 0.4 s."""
+    import pyloudnorm
+
+    if wave.shape[-1] < int(0.4 * sr):
+        return float("-inf")
+    with np.errstate(divide="ignore"):
+        return float(pyloudnorm.Meter(sr).integrated_loudness(wave.T.astype(np.float64)))
+
+
+def list_audio(folder: str | os.PathLike[str]) -> list[Path]:
+    """Audio files below ``folder``, sorted, hidden and temporary files excluded."""
+    folder = Path(folder)
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file() and not p.name.startswith(".")
+    )
+
+
+def _default_subtype(path: Path) -> str:
+    return {".flac": "PCM_24", ".wav": "PCM_24", ".ogg": "VORBIS", ".mp3": "MPEG_LAYER_III"}.get(
+        path.suffix.lower(), "PCM_24"
+    )
+
+
+def _format(path: Path) -> str:
+    fmt = {".flac": "FLAC", ".wav": "WAV", ".ogg": "OGG", ".mp3": "MP3"}.get(path.suffix.lower())
+    if fmt is None:
+        raise AudioError(path, f"unsupported output format {path.suffix!r}; use one of {AUDIO_SUFFIXES}")
+    return fmt
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
