@@ -176,3 +176,26 @@ def split_songs(
 def test_songs(splits: dict[str, tuple[list[str], list[str]]]) -> set[str]:
     """Songs in any target's test list: held out from every song-level training set."""
     return {song for _, test in splits.values() for song in test}
+
+
+def write_splits(folder: str | os.PathLike[str], splits: dict[str, tuple[list[str], list[str]]]) -> None:
+    """Write ``{Target}_{train,test}.txt`` (one ``Artist|Song`` a line) into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for target, (train, test) in splits.items():
+        for part, names in (("train", train), ("test", test)):
+            (folder / f"{target}_{part}.txt").write_text("".join(f"{n}\n" for n in names))
+
+
+def read_splits(folder: str | os.PathLike[str]) -> dict[str, tuple[list[str], list[str]]]:
+    """Read what :func:`write_splits` wrote: ``{target: (train_songs, test_songs)}``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise LayoutError(f"{folder}: splits folder does not exist (run the fetch_rawstems stage)")
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for path in sorted(folder.glob("*_train.txt")):
+        target = path.name[: -len("_train.txt")]
+        test_path = folder / f"{target}_test.txt"
+        read = lambda p: [ln for ln in p.read_text().splitlines() if ln.strip()]  # noqa: E731
+        out[target] = (read(path), read(test_path) if test_path.exists() else [])
+    return out
