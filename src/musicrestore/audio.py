@@ -10,6 +10,7 @@ and the stages can print it and exit non-zero without a traceback.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -33,7 +34,9 @@ class AudioError(ValueError):
         super().__init__(f"{self.source}: {self.problem}")
 
 
-def validate_wave(wave: np.ndarray, sr: int, source: str | os.PathLike[str] = "<array>") -> np.ndarray:
+def validate_wave(
+    wave: np.ndarray, sr: int, source: str | os.PathLike[str] = "<array>"
+) -> np.ndarray:
     """Check a ``(C, T)`` wave and return it as contiguous float32.
 
     Raises:
@@ -86,6 +89,8 @@ def load_audio(
         ``(wave, sample_rate)`` with ``wave`` shaped ``(C, T)``.
     """
     file_sr, file_channels, frames = audio_info(path)
+    if str(path).lower().endswith(".wav") and (problem := _wav_truncation(Path(path))):
+        raise AudioError(path, problem)
     if file_channels > MAX_CHANNELS:
         raise AudioError(path, f"{file_channels} channels; only mono or stereo is supported")
     if not MIN_SR_HZ <= file_sr <= MAX_SR_HZ:
@@ -99,7 +104,9 @@ def load_audio(
     # libsndfile reports the header's frame count; a truncated file decodes fewer frames.
     expected = (frames if stop is None else min(stop, frames)) - start
     if frames > 0 and data.shape[0] < expected and not str(path).lower().endswith(".mp3"):
-        raise AudioError(path, f"truncated file: header says {expected} frames, decoded {data.shape[0]}")
+        raise AudioError(
+            path, f"truncated file: header says {expected} frames, decoded {data.shape[0]}"
+        )
     wave = validate_wave(data.T, file_sr, path)
     if channels is not None:
         wave = set_channels(wave, channels)
@@ -121,7 +128,9 @@ def save_audio(
     if np.abs(wave).max() > 1.0 and subtype is None and path.suffix.lower() == ".wav":
         subtype = "FLOAT"  # keep out-of-range samples rather than clipping them silently
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), wave.T, sr, subtype=subtype or _default_subtype(path), format=_format(path))
+        sf.write(
+            str(tmp), wave.T, sr, subtype=subtype or _default_subtype(path), format=_format(path)
+        )
     return path
 
 
@@ -147,9 +156,11 @@ def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     import julius
     import torch
 
-    g = np.gcd(int(sr_in), int(sr_out))
+    sr_in, sr_out = int(sr_in), int(sr_out)
+    g = math.gcd(sr_in, sr_out)
     with torch.no_grad():
-        out = julius.resample_frac(torch.from_numpy(np.ascontiguousarray(wave)), sr_in // g, sr_out // g)
+        x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+        out = julius.resample_frac(x, sr_in // g, sr_out // g)
     return out.numpy().astype(np.float32, copy=False)
 
 
@@ -192,6 +203,28 @@ def list_audio(folder: str | os.PathLike[str]) -> list[Path]:
     )
 
 
+def _wav_truncation(path: Path) -> str | None:
+    """libsndfile silently shortens a WAV whose data chunk runs past the end of the file;
+    read the RIFF chunk sizes to tell a truncated file from a short one."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return None  # RF64/W64 and friends: leave them to libsndfile
+        order = "little" if head[:4] == b"RIFF" else "big"
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            chunk = fh.read(8)
+            length = int.from_bytes(chunk[4:8], order)
+            if chunk[:4] == b"data":
+                if pos + 8 + length > size and length != 0xFFFFFFFF:
+                    return f"truncated file: data chunk declares {length} bytes, {size - pos - 8} present"
+                return None
+            pos += 8 + length + (length & 1)
+    return None
+
+
 def _default_subtype(path: Path) -> str:
     return {".flac": "PCM_24", ".wav": "PCM_24", ".ogg": "VORBIS", ".mp3": "MPEG_LAYER_III"}.get(
         path.suffix.lower(), "PCM_24"
@@ -201,7 +234,9 @@ def _default_subtype(path: Path) -> str:
 def _format(path: Path) -> str:
     fmt = {".flac": "FLAC", ".wav": "WAV", ".ogg": "OGG", ".mp3": "MP3"}.get(path.suffix.lower())
     if fmt is None:
-        raise AudioError(path, f"unsupported output format {path.suffix!r}; use one of {AUDIO_SUFFIXES}")
+        raise AudioError(
+            path, f"unsupported output format {path.suffix!r}; use one of {AUDIO_SUFFIXES}"
+        )
     return fmt
 
 

@@ -85,7 +85,9 @@ def output_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def setup_logging() -> None:
-    logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"), format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=os.environ.get("LOGLEVEL", "INFO"), format="%(message)s", stream=sys.stderr
+    )
 
 
 def main_guard(func: F) -> F:

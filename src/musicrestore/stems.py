@@ -48,9 +48,15 @@ def load_target_and_background(
     every other stem of the song except room microphones (seed 004 §4.2).
     """
     chosen = {s.path for s in song.stems_of(target)}
-    tgt = sum_waves([load_stem(root, s, sr, channels) for s in song.stems if s.path in chosen], channels)
+    tgt = sum_waves(
+        [load_stem(root, s, sr, channels) for s in song.stems if s.path in chosen], channels
+    )
     bg = sum_waves(
-        [load_stem(root, s, sr, channels) for s in song.stems if s.path not in chosen and s.group != "MiscRoom"],
+        [
+            load_stem(root, s, sr, channels)
+            for s in song.stems
+            if s.path not in chosen and s.group != "MiscRoom"
+        ],
         channels,
     )
     length = max(tgt.shape[-1], bg.shape[-1])

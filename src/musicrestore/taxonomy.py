@@ -80,7 +80,9 @@ def parse_target(target: str) -> tuple[str, str | None]:
     if group not in TAXONOMY:
         raise LayoutError(f"unknown stem group {group!r}; expected one of {', '.join(TAXONOMY)}")
     if sub and sub not in TAXONOMY[group]:
-        raise LayoutError(f"unknown sub-group {sub!r} of {group}; expected one of {TAXONOMY[group]}")
+        raise LayoutError(
+            f"unknown sub-group {sub!r} of {group}; expected one of {TAXONOMY[group]}"
+        )
     return group, sub or None
 
 
@@ -93,7 +95,9 @@ def stem_from_relpath(relpath: str | os.PathLike[str]) -> Stem:
     if SONG_SEP not in song:
         raise LayoutError(f"{relpath}: song folder {song!r} is not '<Artist>|<Song>'")
     if group not in TAXONOMY:
-        raise LayoutError(f"{relpath}: unknown group {group!r}; expected one of {', '.join(TAXONOMY)}")
+        raise LayoutError(
+            f"{relpath}: unknown group {group!r}; expected one of {', '.join(TAXONOMY)}"
+        )
     if len(parts) == 3:
         subgroup = group
     else:
@@ -161,7 +165,10 @@ def split_group(
 
 
 def split_songs(
-    songs: list[Song], targets: tuple[str, ...] | list[str], seed: int, min_songs: int = 10,
+    songs: list[Song],
+    targets: tuple[str, ...] | list[str],
+    seed: int,
+    min_songs: int = 10,
     fraction: float = 0.1,
 ) -> dict[str, tuple[list[str], list[str]]]:
     """:func:`split_group` for every target that has at least one song."""
@@ -178,7 +185,9 @@ def test_songs(splits: dict[str, tuple[list[str], list[str]]]) -> set[str]:
     return {song for _, test in splits.values() for song in test}
 
 
-def write_splits(folder: str | os.PathLike[str], splits: dict[str, tuple[list[str], list[str]]]) -> None:
+def write_splits(
+    folder: str | os.PathLike[str], splits: dict[str, tuple[list[str], list[str]]]
+) -> None:
     """Write ``{Target}_{train,test}.txt`` (one ``Artist|Song`` a line) into ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -117,7 +117,9 @@ class StageRun:
 
 def _parent_run(client: Any, experiment_id: str, gid: str) -> str:
     found = client.search_runs(
-        [experiment_id], filter_string=f"tags.group_id = '{gid}' and tags.role = 'group'", max_results=1
+        [experiment_id],
+        filter_string=f"tags.group_id = '{gid}' and tags.role = 'group'",
+        max_results=1,
     )
     if found:
         return found[0].info.run_id

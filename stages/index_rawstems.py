@@ -1,0 +1,54 @@
+"""Stage index_rawstems: the stem index (durations, active seconds) and per-group splits.
+
+Writes ``--index`` (CSV: song, group, subgroup, path, sr, channels, duration_s, active_s),
+``--splits/{Target}_{train,test}.txt`` (seed 004 §3: 10 songs or 10 % per group, whichever is
+larger, go to test) and ``--summary`` (JSON: songs, hours, songs per group).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from musicrestore import rawstems, tracking
+from musicrestore.audio import atomic_path
+from musicrestore.stage import StageError, load_params, main_guard, output_dir
+from musicrestore.taxonomy import TARGETS, scan, split_songs, write_splits
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--rawstems", required=True)
+    parser.add_argument("--index", required=True)
+    parser.add_argument("--splits", required=True)
+    parser.add_argument("--summary", required=True)
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    seed, split = int(params["seed"]), params["data"]["split"]
+    songs = scan(args.rawstems)
+    if not songs:
+        raise StageError(f"{args.rawstems}: no songs found; re-run fetch_rawstems")
+    with tracking.stage_run("index_rawstems", {"seed": seed, "data.split": split}) as run:
+        index = rawstems.build_index(args.rawstems, songs)
+        splits = split_songs(songs, TARGETS, seed, split["min_test_songs"], split["test_fraction"])
+        summary = rawstems.index_summary(index)
+        summary["split"] = {
+            t: {"train": len(tr), "test": len(te)} for t, (tr, te) in splits.items()
+        }
+        with atomic_path(args.index) as tmp:
+            index.to_csv(tmp, index=False)
+        with output_dir(args.splits) as tmp:
+            write_splits(tmp, splits)
+        with atomic_path(args.summary) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        run.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
+        run.log_artifact(args.summary)
+    print(
+        f"index_rawstems: {summary['songs']} songs, {summary['hours']:.2f} h, groups {summary['songs_per_group']}"
+    )
+
+
+if __name__ == "__main__":
+    main()

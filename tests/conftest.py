@@ -1,0 +1,24 @@
+"""Test-wide settings: never reach the network, keep MLflow out of unit tests."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["DVC_NO_ANALYTICS"] = "1"
+os.environ.setdefault("MUSICRESTORE_TRACKING", "0")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def tone(freq_hz: float, duration_s: float, sr: int, channels: int = 2, amp: float = 0.5) -> np.ndarray:
+    """A sine ``(channels, T)``; a helper for tests that need a known signal."""
+    t = np.arange(int(duration_s * sr)) / sr
+    return np.repeat((amp * np.sin(2 * np.pi * freq_hz * t))[None], channels, axis=0).astype(np.float32)
