@@ -208,3 +208,8 @@ def read_splits(folder: str | os.PathLike[str]) -> dict[str, tuple[list[str], li
         read = lambda p: [ln for ln in p.read_text().splitlines() if ln.strip()]  # noqa: E731
         out[target] = (read(path), read(test_path) if test_path.exists() else [])
     return out
+
+
+# Names starting with "test" would be collected by pytest wherever a test module imports them.
+test_count.__test__ = False  # type: ignore[attr-defined]
+test_songs.__test__ = False  # type: ignore[attr-defined]
