@@ -10,11 +10,13 @@ and the stages can print it and exit non-zero without a traceback.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -153,15 +155,21 @@ def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Band-limited resampling of ``(C, T)`` with julius (sinc, anti-aliased)."""
     if sr_in == sr_out:
         return wave
-    import julius
     import torch
 
-    sr_in, sr_out = int(sr_in), int(sr_out)
-    g = math.gcd(sr_in, sr_out)
     with torch.no_grad():
         x = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
-        out = julius.resample_frac(x, sr_in // g, sr_out // g)
+        out = _resampler(int(sr_in), int(sr_out))(x)
     return out.numpy().astype(np.float32, copy=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _resampler(sr_in: int, sr_out: int) -> Any:
+    # Building julius's sinc kernels costs tens of ms for awkward rate pairs; reuse them.
+    import julius
+
+    g = math.gcd(sr_in, sr_out)
+    return julius.ResampleFrac(sr_in // g, sr_out // g)
 
 
 def set_channels(wave: np.ndarray, channels: int) -> np.ndarray:
