@@ -1,0 +1,47 @@
+"""Stage build_msr: the degraded MSR test and train sets of one target (seed 004 §4.2).
+
+Writes ``--out/test`` and ``--out/train`` (dataset folders: ``{id}_mixture.flac``,
+``{id}_target.flac``, ``manifest.jsonl``) and ``--out/stats.json``. Params: the ``msr``
+section (keys = :func:`musicrestore.degrade.build.build_msr` arguments; ``degrade`` = the
+chain config; ``targets`` is read by ``dvc.yaml`` only), ``seed`` when ``msr.seed`` is unset.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from musicrestore import tracking
+from musicrestore.degrade.build import build_msr, check_params
+from musicrestore.degrade.chains import msr_config
+from musicrestore.stage import load_params, main_guard, output_dir
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--rawstems", required=True, help="RawStems-layout folder")
+    parser.add_argument("--splits", required=True, help="folder of {Target}_{train,test}.txt")
+    parser.add_argument("--target", required=True, help="Voc, Rhy, ..., Gtr_AG, Gtr_EG")
+    parser.add_argument("--out", required=True, help="output folder, replaced atomically")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    kwargs = {k: v for k, v in load_params(args.params, "msr").items() if k != "targets"}
+    kwargs.setdefault("seed", int(params.get("seed", 0)))
+    cfg = kwargs.pop("degrade", None)
+    check_params(build_msr, kwargs, f"{args.params}: msr")
+    logged = {**kwargs, "target": args.target, "degrade": msr_config(cfg)}  # with the defaults
+    with tracking.stage_run(f"build_msr_{args.target}", logged) as run:
+        with output_dir(args.out) as tmp:
+            stats = build_msr(args.rawstems, args.splits, args.target, tmp, cfg=cfg, **kwargs)
+        run.log_metrics({k: v for k, v in stats.items() if k in ("test", "train", "build_time_s")})
+        run.log_artifact(Path(args.out) / "stats.json")
+    print(
+        f"build_msr {args.target}: {stats['test']['examples']} test + {stats['train']['examples']}"
+        f" train examples in {stats['build_time_s']:.1f} s -> {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
