@@ -1,0 +1,75 @@
+"""DVC stage: the comparison report over every evaluated variant and test set (SPEC §5).
+
+    python stages/report.py --params params.yaml --eval reports/eval --out reports \
+        [--restored data/restored] [--testset msr_Voc=data/msr/Voc/test ...]
+
+Test set folders and restored folders default to the paths each evaluate stage recorded in
+its ``summary.json`` (the ones dvc.yaml passed it), so dvc.yaml names them only once.
+
+Reads the ``report`` section of params.yaml; writes ``metrics.json``, ``summary.md``,
+``tables/``, ``plots/``, ``figures/`` and ``html/`` under ``--out`` and logs them to MLflow.
+The work is :func:`musicrestore.report.build_report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from musicrestore import report
+from musicrestore.stage import StageError, load_params, main_guard
+from musicrestore.tracking import stage_run
+
+log = logging.getLogger("report")
+
+
+def parse_testset(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="params file (section 'report')")
+    parser.add_argument("--eval", required=True, help="folder of <variant>/<testset>/summary.json")
+    parser.add_argument(
+        "--restored",
+        help="folder of <variant>/<testset>/<id>.wav (default: the folders the evaluate stage recorded)",
+    )
+    parser.add_argument(
+        "--testset",
+        action="append",
+        default=[],
+        type=parse_testset,
+        metavar="NAME=PATH",
+        help="override a test set folder (repeatable; default: the one the evaluate stage recorded)",
+    )
+    parser.add_argument("--out", required=True, help="report folder (e.g. reports)")
+    return parser.parse_args(argv)
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    testsets = dict(args.testset)
+    if len(testsets) != len(args.testset):
+        raise StageError("--testset: a test set name is given twice")
+    config = report.ReportConfig(**(load_params(args.params, "report") or {}))
+    with stage_run("report", {"report": vars(config), "testsets": testsets}) as run:
+        doc = report.build_report(args.eval, args.out, args.restored, testsets, config)
+        run.log_metrics({k: v for k, v in doc.items() if k != "dataset_note"})
+        run.set_tags({"dataset_note": doc["dataset_note"][:5000]})
+        out = Path(args.out)
+        for name in report.REPORT_OUTPUTS:
+            run.log_artifact(
+                out / name, artifact_path="report" if (out / name).is_file() else f"report/{name}"
+            )
+    print(doc["dataset_note"])
+    log.info("report written to %s (open %s)", args.out, Path(args.out) / "html" / "index.html")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,277 @@
+"""The report on a tiny fake set of variants: every output, its keys, DVC parsing it, and
+the HTML page loaded in a real headless browser."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from musicrestore import evaluate as ev
+from musicrestore import metrics as M
+from musicrestore import report as rp
+from musicrestore.audio import save_audio
+from musicrestore.dataset import Example, write_manifest
+
+SR = 16_000
+VARIANTS = {"identity": 0.0, "better": 0.6}  # fraction of the way from degraded to clean
+
+
+def _make_set(root: Path, task: str, meta: dict) -> None:
+    rng = np.random.default_rng(7)
+    examples = []
+    for i in range(2):
+        t = np.arange(int(1.5 * SR)) / SR
+        clean = (
+            0.2 * np.sin(2 * np.pi * (300 + 100 * i) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t))
+        )
+        clean = np.stack([clean, 0.8 * clean]).astype(np.float32)
+        noisy = clean + 0.05 * rng.standard_normal(clean.shape).astype(np.float32)
+        save_audio(root / f"m{i}.wav", noisy, SR)
+        if task != "T3":
+            save_audio(root / f"c{i}.wav", clean, SR)
+        examples.append(
+            Example(
+                id=f"song{i}|take#1" if i else "clip0",  # odd characters must survive file naming
+                task=task,
+                mixture=f"m{i}.wav",
+                target=None if task == "T3" else f"c{i}.wav",
+                sr=SR,
+                duration_s=1.5,
+                song=f"A|S{i}",
+                group="Voc" if task == "T2" else "mix",
+                effects=[{"name": "noise", "stage": "mixture", "params": {}}],
+                meta=meta,
+            )
+        )
+    write_manifest(root, examples)
+    for variant, blend in VARIANTS.items():
+        out = root.parent / "restored" / variant / root.name
+        out.mkdir(parents=True)
+        for ex in examples:
+            noisy = __import__("soundfile").read(root / ex.mixture, always_2d=True)[0].T
+            clean = (
+                __import__("soundfile").read(root / ex.target, always_2d=True)[0].T
+                if ex.target
+                else noisy
+            )
+            save_audio(
+                out / f"{ex.id}.wav", ((1 - blend) * noisy + blend * clean).astype(np.float32), SR
+            )
+        timing = {
+            "variant": variant,
+            "testset": root.name,
+            "audio_s": 3.0,
+            "compute_s": 0.3,
+            "rtf": 0.1,
+        }
+        (out / "timing.json").write_text(json.dumps({**timing, "per_example": {}}))
+        ev.evaluate(
+            root,
+            out,
+            root.parent / "eval" / variant / root.name,
+            variant,
+            root.name,
+            ev.EvalConfig(segment_s=1.0, min_segment_s=0.25, workers=1),
+            progress=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    for name, task, meta in (
+        ("msr_Voc", "T2", {"embedded": True}),
+        ("musicgen", "T3", {"simulated": True}),
+    ):
+        (root / name).mkdir()
+        _make_set(root / name, task, meta)
+    testsets = {"msr_Voc": root / "msr_Voc", "musicgen": root / "musicgen"}
+    config = rp.ReportConfig(n_examples=2, excerpt_s=1.0, figure_dpi=40)
+    doc = rp.build_report(root / "eval", root / "reports", root / "restored", testsets, config)
+    return root, doc
+
+
+def test_metrics_json_is_flat_per_testset_and_variant(built):
+    root, doc = built
+    on_disk = json.loads((root / "reports" / "metrics.json").read_text())
+    assert on_disk == doc
+    assert set(doc) == {"dataset_note", "msr_Voc", "musicgen"}
+    assert "EMBEDDED STAND-IN" in doc["dataset_note"] and "msr_Voc" in doc["dataset_note"]
+    assert "SIMULATED" in doc["dataset_note"] and "musicgen" in doc["dataset_note"]
+    assert set(doc["msr_Voc"]) == set(VARIANTS)
+    assert set(doc["msr_Voc"]["better"]) == {*M.ALL_METRICS, "rtf"}
+    assert set(doc["musicgen"]["better"]) == {*M.NON_INTRUSIVE, "rtf"}  # T3: no reference
+    for variants in (doc["msr_Voc"], doc["musicgen"]):
+        for values in variants.values():
+            assert all(isinstance(v, float) and np.isfinite(v) for v in values.values())
+    assert doc["msr_Voc"]["better"]["si_sdr"] > doc["msr_Voc"]["identity"]["si_sdr"]
+
+
+def test_tables_plots_and_markdown(built):
+    root, _ = built
+    out = root / "reports"
+    for name in ("summary.csv", "by_group.csv", "by_degradation.csv", "clips.csv"):
+        assert (out / "tables" / name).is_file(), name
+    header = (out / "tables" / "summary.csv").read_text().splitlines()[0]
+    assert header.split(",")[:6] == ["testset", "variant", "tasks", "groups", "metric", "mean"]
+    assert "delta_vs_identity" in header
+    plot = (out / "plots" / "msr_Voc" / "si_sdr.csv").read_text().splitlines()
+    assert plot[0] == "variant,mean,ci,ci_low,ci_high,n" and len(plot) == 3
+    assert not (out / "plots" / "musicgen" / "si_sdr.csv").exists()
+
+    md = (out / "summary.md").read_text()
+    assert "EMBEDDED STAND-IN" in md
+    assert "## msr_Voc (embedded stand-in)" in md and "## musicgen (simulated)" in md
+    tables = re.findall(r"^\| variant \|.*$", md, flags=re.M)
+    assert len(tables) == 4  # mean ± CI and delta, per test set
+    voc, mg = tables[0], tables[2]
+    # the 25th-percentile level never comes before the intrusive metrics
+    assert voc.index("SI-SDR") < voc.index("P25 level") and "RTF" in voc
+    assert "SI-SDR" not in mg and "P25 level" in mg and "Loudness" in mg
+    assert re.search(r"^\| better \| [-\d.]+ ± [\d.]+ \|", md, flags=re.M)
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.srcs: list[str] = []
+        self.tags: dict[str, int] = {}
+
+    def handle_starttag(self, tag, attrs):
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        self.srcs += [v for k, v in attrs if k in ("src", "href") and v and not v.startswith("#")]
+
+
+def test_every_file_the_html_references_exists(built):
+    root, _ = built
+    html_dir = root / "reports" / "html"
+    parser = _Links()
+    parser.feed((html_dir / "index.html").read_text())
+    assert parser.tags.get("audio") == 2 * (2 + 2) + 2 * (
+        1 + 2
+    )  # T2: clean+degraded+2, T3: degraded+2
+    assert parser.tags.get("img") == 4 * 3 and parser.tags.get("table", 0) >= 4
+    for src in parser.srcs:
+        assert (html_dir / src).is_file(), src
+    wav = next(html_dir.glob("audio/msr_Voc/*/clean.wav"))
+    info = __import__("soundfile").info(str(wav))
+    assert info.subtype == "PCM_16" and info.duration == pytest.approx(1.0)
+
+
+def test_dvc_metrics_show_parses_metrics_json(built, tmp_path):
+    dvc = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
+    if not Path(dvc).exists() or not shutil.which("git"):
+        pytest.skip("dvc or git not installed")
+    root, doc = built
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_CONFIG_NOSYSTEM": "1"}
+    (tmp_path / "reports").mkdir()
+    shutil.copy(root / "reports" / "metrics.json", tmp_path / "reports" / "metrics.json")
+    (tmp_path / "dvc.yaml").write_text("metrics:\n  - reports/metrics.json\n")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True, env=env)
+    subprocess.run([dvc, "init", "-q"], cwd=tmp_path, check=True, env=env)
+    shown = subprocess.run(
+        [dvc, "metrics", "show", "--json"],
+        cwd=tmp_path,
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    data = json.loads(shown.stdout)[""]["data"]["reports/metrics.json"]["data"]
+    assert data["msr_Voc"]["better"]["si_sdr"] == pytest.approx(doc["msr_Voc"]["better"]["si_sdr"])
+
+
+@contextlib.contextmanager
+def _serve(folder: Path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a, **k: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+def test_html_page_loads_every_image_and_audio_in_headless_chromium(built, tmp_path):
+    root, _ = built
+    html_dir = root / "reports" / "html"
+    with _serve(html_dir) as url:
+        proc = subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--mute-audio",
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                f"{url}/index.html",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    dom = proc.stdout
+    assert "<body" in dom, proc.stderr[-2000:]
+    # the page's own check marks every <img>/<audio> once it loaded (naturalWidth > 0,
+    # loadedmetadata) or failed, and sets body[data-media-check] when none is pending
+    assert 'data-media-check="ok"' in dom, re.search(r'id="media-check">[^<]*', dom)
+    n_media = len(re.findall(r"<(?:img|audio)\b", dom))
+    assert n_media == 2 * (2 + 2) + 2 * (1 + 2) + 4 * 3
+    assert len(re.findall(r'data-media="ok"', dom)) == n_media
+    assert 'data-media="error"' not in dom
+
+
+def test_report_stage_cli(built, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    root, _ = built
+    spec = importlib.util.spec_from_file_location(
+        "stage_report", Path(__file__).parents[1] / "stages" / "report.py"
+    )
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    monkeypatch.setenv("MUSICRESTORE_TRACKING", "0")
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "report:\n  n_examples: 1\n  excerpt_s: 0.5\n  figure_dpi: 30\n  audio_format: flac\n"
+    )
+    # no --restored / --testset: the folders each evaluate stage recorded are used
+    argv = ["--params", str(params), "--eval", str(root / "eval")]
+    stage.main([*argv, "--out", str(tmp_path / "out")])
+    assert "EMBEDDED STAND-IN" in capsys.readouterr().out
+    out = tmp_path / "out"
+    assert {p.name for p in out.iterdir()} == set(rp.REPORT_OUTPUTS)  # no staging folder left
+    # one example per set: clean, degraded and two variants; T3 has no clean
+    assert len(list((out / "html" / "audio" / "msr_Voc").rglob("*.flac"))) == 4
+    assert len(list((out / "html" / "audio" / "musicgen").rglob("*.flac"))) == 3
+    assert len(list((out / "figures").rglob("*.png"))) == 2 * 3
+
+    with pytest.raises(SystemExit) as err:
+        stage.main([*argv, "--out", str(tmp_path / "out2"), "--eval", str(tmp_path / "nothing")])
+    assert err.value.code == 1 and "evaluation folder not found" in capsys.readouterr().err
