@@ -1,0 +1,317 @@
+"""The one registry of restoration variants (SPEC §4, STYLE principle 4).
+
+A variant is a function ``fn(wave, sr, ctx) -> wave`` with ``wave`` float32 ``(C, T)`` at
+``sr`` Hz in and out (same shape). Everything else a variant needs arrives through its
+:class:`VariantContext`: its own params (``params["variants"][params_key]`` merged over the
+defaults declared at registration), the T2 target group, a lazily built source separator,
+lazily loaded learned models and a place to record decisions (``adaptive`` records whether
+it separated, and why). The CLI, the restore stage, the benchmark and the tests all iterate
+:data:`VARIANTS`, so a variant registered here is restored, timed and tested everywhere.
+
+Registration metadata also tells :mod:`musicrestore.restore` how to run a variant on long
+inputs (``whole_signal``, ``chunk_s``) and tells the pipeline which params and artifacts a
+variant reads (``params_key`` + ``uses``, ``needs_separator``, ``checkpoint``), so the DVC
+stage of each variant can declare exactly its own dependencies.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..separation import Separator, target_source
+from ..stage import StageError
+
+OutputKind = Literal["mixture", "stem"]
+
+
+class VariantError(StageError):
+    """A wrong variant name, unknown params key, or a variant that cannot run; one line."""
+
+
+VariantFn = Callable[[np.ndarray, int, "VariantContext"], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One registered restoration variant.
+
+    Attributes:
+        name: registry key and output folder name (``data/restored/<name>/...``).
+        fn: ``fn(wave (C, T), sr, ctx) -> (C, T)``.
+        description: one line for ``--list`` and reports.
+        params_key: the key it reads under ``params["variants"]``.
+        output: ``"stem"`` when, given ``ctx.target`` (T2), it returns the restored target
+            stem; ``"mixture"`` when it always returns a restored mix.
+        needs_separator: calls ``ctx.separator()``.
+        uses: other ``variants`` keys whose params it reads as well (``demucs_dsp`` reuses the
+            ``dsp_direct`` chain so both are compared with the same numbers).
+        checkpoint: name of the learned model it loads through ``ctx.model(...)``, if any;
+            :func:`musicrestore.restore.warm_up` loads it before timing starts. A variant
+            with one model per target (``uformer``) may leave it ``None`` and call
+            ``ctx.model(f"uformer_{ctx.target}")`` itself (cached after the first example).
+        chunk_s: preferred chunk length for long inputs; ``None`` takes the restore default.
+        whole_signal: never chunk (the variant is cheap and length-agnostic, or needs global
+            statistics that chunking would break).
+        defaults: default params; ``ctx.params`` is these updated with the configured ones.
+    """
+
+    name: str
+    fn: VariantFn
+    description: str
+    params_key: str
+    output: OutputKind = "mixture"
+    needs_separator: bool = False
+    uses: tuple[str, ...] = ()
+    checkpoint: str | None = None
+    chunk_s: float | None = None
+    whole_signal: bool = False
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(self, wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
+        return self.fn(wave, sr, ctx)
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """Every ``variants.<key>`` this variant reads (its own first): its DVC params."""
+        return (self.params_key, *(k for k in self.uses if k != self.params_key))
+
+
+#: name -> Variant, in registration order (the order of ``--list`` and of reports).
+VARIANTS: dict[str, Variant] = {}
+
+
+def register(
+    name: str,
+    *,
+    description: str,
+    output: OutputKind = "mixture",
+    params_key: str | None = None,
+    needs_separator: bool = False,
+    uses: tuple[str, ...] = (),
+    checkpoint: str | None = None,
+    chunk_s: float | None = None,
+    whole_signal: bool = False,
+    defaults: Mapping[str, Any] | None = None,
+) -> Callable[[VariantFn], VariantFn]:
+    """Decorator adding ``fn`` to :data:`VARIANTS` under ``name`` (see :class:`Variant`)."""
+    if output not in ("mixture", "stem"):
+        raise ValueError(f"variant {name}: output must be 'mixture' or 'stem', got {output!r}")
+
+    def deco(fn: VariantFn) -> VariantFn:
+        if name in VARIANTS:
+            raise ValueError(f"variant {name!r} is registered twice")
+        VARIANTS[name] = Variant(
+            name=name,
+            fn=fn,
+            description=" ".join(description.split()),
+            params_key=params_key or name,
+            output=output,
+            needs_separator=needs_separator,
+            uses=tuple(uses),
+            checkpoint=checkpoint,
+            chunk_s=chunk_s,
+            whole_signal=whole_signal,
+            defaults=copy.deepcopy(dict(defaults or {})),
+        )
+        return fn
+
+    return deco
+
+
+def get_variant(name: str) -> Variant:
+    """The variant called ``name``; a wrong name raises a one-line error listing the names."""
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise VariantError(
+            f"unknown variant {name!r}; choose from: {', '.join(VARIANTS)}"
+        ) from None
+
+
+def kwargs_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Keyword defaults of ``fn``: a DSP function's signature is its params block."""
+    return {
+        p.name: p.default
+        for p in inspect.signature(fn).parameters.values()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
+def merge_params(
+    defaults: Mapping[str, Any], given: Mapping[str, Any] | None, where: str
+) -> dict[str, Any]:
+    """``defaults`` updated with ``given``, recursively; keys not in ``defaults`` are errors.
+
+    An unknown key is almost always a typo in ``params.yaml`` that would otherwise be
+    silently ignored, so it fails loudly with the accepted keys.
+    """
+    out = copy.deepcopy(dict(defaults))
+    for key, value in (given or {}).items():
+        if key not in out:
+            raise VariantError(
+                f"{where}: unknown param {key!r}; accepted: {', '.join(sorted(out)) or '(none)'}"
+            )
+        if isinstance(out[key], Mapping):
+            if not isinstance(value, Mapping):
+                raise VariantError(f"{where}.{key}: expected a mapping, got {value!r}")
+            out[key] = merge_params(out[key], value, f"{where}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_params(
+    variant: Variant, variants_params: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """``(own params, {used key: its params})`` from a ``variants:`` section (or defaults)."""
+    section = variants_params or {}
+    own = merge_params(
+        variant.defaults, section.get(variant.params_key), f"variants.{variant.params_key}"
+    )
+    shared: dict[str, dict[str, Any]] = {}
+    for key in variant.uses:
+        owner = next((v for v in VARIANTS.values() if v.params_key == key), None)
+        if owner is None:
+            raise VariantError(f"variant {variant.name} uses unknown params key {key!r}")
+        shared[key] = merge_params(owner.defaults, section.get(key), f"variants.{key}")
+    return own, shared
+
+
+class _Cache:
+    """Objects shared by every context derived from one :func:`build_context` call."""
+
+    def __init__(self) -> None:
+        self.separator: Separator | None = None
+        self.models: dict[str, Any] = {}
+
+
+@dataclass
+class VariantContext:
+    """Everything a variant may need besides the audio; cheap to copy per example.
+
+    Attributes:
+        params: this variant's params (defaults merged with ``params["variants"][key]``).
+        target: the T2 target (``"Voc"``, ``"Gtr_EG"``), or ``None`` for T1/T3.
+        shared: params of the other ``variants`` keys the variant declared in ``uses``.
+        separator_factory: builds the separator on first ``separator()`` call.
+        models_dir: where ``model(name)`` looks for checkpoints.
+        model_loader: ``loader(name, models_dir) -> model``; set by whoever adds learned
+            variants (their checkpoint format lives with them, not here).
+        source_map: ``(target, separator sources) -> source`` (default
+            :func:`musicrestore.separation.target_source`, which knows 6-source models).
+        device: ``"cpu"`` or ``"cuda"`` for learned models.
+        chunk_index: which chunk of a long input is being processed (set by ``restore``).
+        decisions: what the variant recorded for the current example (see :meth:`record`).
+    """
+
+    params: dict[str, Any] = field(default_factory=dict)
+    target: str | None = None
+    shared: dict[str, dict[str, Any]] = field(default_factory=dict)
+    separator_factory: Callable[[], Separator] | None = None
+    models_dir: Path | None = None
+    model_loader: Callable[[str, Path | None], Any] | None = None
+    source_map: Callable[[str, Sequence[str]], str] = target_source
+    device: str = "cpu"
+    chunk_index: int = 0
+    decisions: dict[str, Any] = field(default_factory=dict)
+    _cache: _Cache = field(default_factory=_Cache, repr=False)
+
+    def separator(self) -> Separator:
+        """The source separator, built once and shared by every derived context."""
+        if self._cache.separator is None:
+            if self.separator_factory is None:
+                raise VariantError(
+                    "this variant needs a source separator but none is configured "
+                    "(pass --separator MODEL [--separator-repo DIR])"
+                )
+            self._cache.separator = self.separator_factory()
+        return self._cache.separator
+
+    def model(self, name: str) -> Any:
+        """The learned model ``name``, loaded once from ``models_dir`` and cached."""
+        if name not in self._cache.models:
+            if self.model_loader is None:
+                raise VariantError(
+                    f"model {name!r} is needed but no model loader is configured "
+                    f"(models_dir={self.models_dir})"
+                )
+            self._cache.models[name] = self.model_loader(name, self.models_dir)
+        return self._cache.models[name]
+
+    def target_source(self) -> str | None:
+        """The separator source that holds ``target`` (``None`` on T1/T3)."""
+        if self.target is None:
+            return None
+        return self.source_map(self.target, self.separator().sources)
+
+    def params_of(self, key: str) -> dict[str, Any]:
+        """Params of another ``variants`` key; only keys declared in ``uses`` are available,
+        so the DVC stage's declared params stay exactly what the variant reads."""
+        if key not in self.shared:
+            raise VariantError(f"params of {key!r} are not available; declare it in `uses`")
+        return self.shared[key]
+
+    def record(self, key: str, value: Any) -> None:
+        """Record a decision (JSON-serialisable) for this example; ends up in timing.json."""
+        self.decisions[key] = value
+
+    def derive(self, **changes: Any) -> VariantContext:
+        """A copy with ``changes`` and fresh decisions that shares the separator/model cache."""
+        changes.setdefault("decisions", {})
+        return replace(self, **changes)
+
+
+def build_context(
+    variant: Variant | str,
+    variants_params: Mapping[str, Any] | None = None,
+    *,
+    target: str | None = None,
+    separator_factory: Callable[[], Separator] | None = None,
+    models_dir: str | Path | None = None,
+    model_loader: Callable[[str, Path | None], Any] | None = None,
+    source_map: Callable[[str, Sequence[str]], str] | None = None,
+    device: str = "cpu",
+) -> VariantContext:
+    """A :class:`VariantContext` for ``variant`` from a ``variants:`` params section.
+
+    Args:
+        variant: a :class:`Variant` or its name.
+        variants_params: ``params["variants"]``; ``None`` runs on the registered defaults.
+        target: T2 target group, or ``None``.
+        separator_factory: zero-argument callable returning a :class:`Separator`.
+        models_dir: folder of learned checkpoints.
+        model_loader: ``loader(name, models_dir)``.
+        source_map: ``(target, sources) -> source``; default ``separation.target_source``.
+        device: torch device for learned models.
+    """
+    if isinstance(variant, str):
+        variant = get_variant(variant)
+    own, shared = resolve_params(variant, variants_params)
+    ctx = VariantContext(
+        params=own,
+        target=target,
+        shared=shared,
+        separator_factory=separator_factory,
+        models_dir=Path(models_dir) if models_dir is not None else None,
+        model_loader=model_loader,
+        device=device,
+    )
+    if source_map is not None:
+        ctx.source_map = source_map
+    return ctx
+
+
+@register(
+    "identity",
+    description="the degraded input unchanged: the floor every variant is measured against",
+    whole_signal=True,
+)
+def identity(wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
+    return wave.copy()

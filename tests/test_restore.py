@@ -1,0 +1,350 @@
+"""Running variants on arrays, files, folders and datasets; the restore CLI and stage."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from musicrestore import restore as rs
+from musicrestore.audio import load_audio, save_audio
+from musicrestore.dataset import Example, write_manifest
+from musicrestore.variants import VARIANTS, Variant, build_context
+from tests.test_separated import BandSplitSeparator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def music(sr: int, channels: int, duration_s: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(duration_s * sr)) / sr
+    x = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (110.0, 440.0, 1500.0))
+    x = x * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t)) + 0.003 * rng.standard_normal(t.size)
+    return np.stack([x, 0.7 * x][:channels]).astype(np.float32)
+
+
+def fake_variant(monkeypatch, name: str, fn, **kw) -> Variant:
+    v = Variant(name=name, fn=fn, description=name, params_key=name, **kw)
+    monkeypatch.setitem(VARIANTS, name, v)
+    return v
+
+
+@pytest.mark.parametrize(
+    "total,chunk,overlap", [(100, 100, 10), (1000, 300, 50), (1001, 300, 0), (5000, 997, 120)]
+)
+def test_plan_chunks_cover_with_exact_overlaps(total, chunk, overlap):
+    chunks = rs.plan_chunks(total, chunk, overlap)
+    assert chunks[0][0] == 0 and chunks[-1][1] == total
+    assert all(b - a <= chunk for a, b in chunks)
+    if len(chunks) > 1:
+        assert all(chunks[k][1] - chunks[k + 1][0] == overlap for k in range(len(chunks) - 1))
+        lengths = [b - a for a, b in chunks[:-1]]
+        assert max(lengths) - min(lengths) <= 1 and chunks[-1][1] - chunks[-1][0] > overlap
+
+
+def test_chunked_processing_is_seamless(monkeypatch):
+    """A linear variant run in chunks equals the variant run at once: the cross-fades sum to
+    one and every sample is emitted once, in order."""
+
+    def half(wave, sr, ctx):
+        ctx.record("chunk", ctx.chunk_index)
+        return 0.5 * wave
+
+    v = fake_variant(monkeypatch, "half", half)
+    x = music(8000, 2, 3.0)
+    ctx = build_context(v)
+    out = rs.restore_array(v, x, 8000, ctx, chunk_s=0.7, overlap_s=0.1, context_s=0.05)
+    np.testing.assert_allclose(out, 0.5 * x, atol=1e-7)
+    assert [d["chunk"] for d in ctx.decisions["chunks"]] == list(range(5))
+
+
+def test_a_variant_returning_its_input_never_modifies_the_callers_array(monkeypatch):
+    v = fake_variant(monkeypatch, "same", lambda w, sr, ctx: w)
+    x = music(8000, 2, 3.0)
+    keep = x.copy()
+    out = rs.restore_array(v, x, 8000, build_context(v), chunk_s=0.7, overlap_s=0.1)
+    np.testing.assert_array_equal(x, keep)
+    np.testing.assert_allclose(out, x, atol=1e-7)
+
+
+def test_whole_signal_variants_are_not_chunked(monkeypatch):
+    lengths = []
+    v = fake_variant(
+        monkeypatch, "whole", lambda w, sr, ctx: lengths.append(w.shape[1]) or w, whole_signal=True
+    )
+    rs.restore_array(v, music(8000, 1, 2.0), 8000, build_context(v), chunk_s=0.5)
+    assert lengths == [16000]
+
+
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (lambda w, sr, ctx: w[:, :-1], "shape"),
+        (lambda w, sr, ctx: np.full_like(w, np.nan), "NaN"),
+        (lambda w, sr, ctx: w[:1], "shape"),
+    ],
+)
+def test_broken_variants_are_errors(monkeypatch, bad, match):
+    v = fake_variant(monkeypatch, "broken", bad)
+    with pytest.raises(rs.RestoreError, match=match):
+        rs.restore_array(v, music(8000, 2, 1.0), 8000, build_context(v))
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+@pytest.mark.parametrize("channels,sr", [(2, 44100), (1, 32000)])
+def test_every_variant_round_trips_in_chunks(name, channels, sr):
+    x = music(sr, channels, 2.0)
+    fewer_iterations = {"demucs_snmf": {"n_iter": 10}}  # shapes are the point here, not quality
+    ctx = build_context(name, fewer_iterations, separator_factory=BandSplitSeparator)
+    out = rs.restore_array(name, x, sr, ctx, chunk_s=1.2, overlap_s=0.2, context_s=0.2)
+    assert out.shape == x.shape and out.dtype == np.float32 and np.isfinite(out).all()
+    assert np.abs(out).max() > 0
+
+
+def test_restore_file_streams_the_same_result_as_restore_array(tmp_path):
+    sr = 22050
+    x = music(sr, 2, 3.0)
+    save_audio(tmp_path / "in.wav", x, sr, subtype="FLOAT")
+    kw = {"chunk_s": 1.0, "overlap_s": 0.2, "context_s": 0.1}
+    info = rs.restore_file(
+        "preclean", tmp_path / "in.wav", tmp_path / "out.wav", build_context("preclean"), **kw
+    )
+    streamed, file_sr = load_audio(tmp_path / "out.wav")
+    direct = rs.restore_array("preclean", x, sr, build_context("preclean"), **kw)
+    assert file_sr == sr and info["audio_s"] == pytest.approx(3.0)
+    np.testing.assert_array_equal(streamed, direct)
+    assert len(info["decisions"]["chunks"]) == 4
+
+
+def tiny_dataset(folder: Path, sr: int = 44100) -> Path:
+    x = music(sr, 2, 1.5)
+    save_audio(folder / "mix" / "a.wav", x, sr)
+    save_audio(folder / "mix" / "b.wav", x[:1], sr)
+    examples = [
+        Example(id="a", task="T1", mixture="mix/a.wav", target=None, sr=sr, duration_s=1.5),
+        Example(
+            id="b", task="T2", mixture="mix/b.wav", target=None, sr=sr, duration_s=1.5, group="Bass"
+        ),
+    ]
+    write_manifest(folder, examples)
+    return folder
+
+
+def test_restore_dataset_writes_outputs_and_timing(tmp_path):
+    data = tiny_dataset(tmp_path / "data")
+    ctx = build_context("adaptive", separator_factory=BandSplitSeparator)
+    timing = rs.restore_dataset(
+        "adaptive", data, tmp_path / "out", ctx, testset="tiny", progress=False
+    )
+    on_disk = json.loads((tmp_path / "out" / rs.TIMING_FILE).read_text())
+    assert on_disk == json.loads(json.dumps(timing))
+    assert timing["variant"] == "adaptive" and timing["testset"] == "tiny"
+    assert timing["audio_s"] == pytest.approx(3.0)
+    assert set(timing["per_example"]) == {"a", "b"} == set(timing["decisions"])
+    assert timing["rtf"] == pytest.approx(timing["compute_s"] / timing["audio_s"])
+    assert timing["decisions"]["a"]["separated"] is True
+    for ex_id, channels in (("a", 2), ("b", 1)):
+        wave, sr = load_audio(tmp_path / "out" / f"{ex_id}.wav")
+        assert wave.shape == (channels, int(1.5 * 44100)) and sr == 44100
+
+
+def test_restore_dataset_gives_t2_examples_their_target(tmp_path):
+    data = tiny_dataset(tmp_path / "data")
+    ctx = build_context("demucs", separator_factory=BandSplitSeparator)
+    rs.restore_dataset("demucs", data, tmp_path / "out", ctx, progress=False)
+    mix, sr = load_audio(data / "mix" / "b.wav")
+    bass, _ = load_audio(tmp_path / "out" / "b.wav")
+    np.testing.assert_allclose(bass, BandSplitSeparator().separate(mix, sr)["bass"], atol=1e-4)
+    remix, _ = load_audio(tmp_path / "out" / "a.wav")
+    np.testing.assert_allclose(remix, load_audio(data / "mix" / "a.wav")[0], atol=1e-4)
+
+
+# ----------------------------------------------------------------------------------- CLI
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = rs.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_lists_the_registry(capsys):
+    code, out, _ = run_cli(capsys, "--list")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert [line.split()[0] for line in lines] == list(VARIANTS)
+    assert "stem" in lines[-1] and "separator" in lines[-1]
+
+
+def test_cli_restores_a_file_and_a_folder(tmp_path, capsys):
+    sr = 32000
+    save_audio(tmp_path / "in" / "x.wav", music(sr, 2, 1.0), sr)
+    save_audio(tmp_path / "in" / "sub" / "y.flac", music(sr, 1, 0.5), sr)
+    code, _, err = run_cli(
+        capsys, "--variant", "dsp_direct", tmp_path / "in" / "x.wav", tmp_path / "x.wav"
+    )
+    assert code == 0 and "RTF" in err
+    assert sf.info(str(tmp_path / "x.wav")).frames == sr
+    code, _, _ = run_cli(capsys, "--variant", "identity", tmp_path / "in", tmp_path / "out")
+    assert code == 0
+    assert sorted(
+        p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.*")
+    ) == [
+        "sub/y.flac",
+        "x.wav",
+    ]
+    y, _ = load_audio(tmp_path / "out" / "sub" / "y.flac")
+    np.testing.assert_allclose(y, load_audio(tmp_path / "in" / "sub" / "y.flac")[0], atol=1e-6)
+
+
+def test_cli_restores_a_dataset_folder_with_params(tmp_path, capsys):
+    data = tiny_dataset(tmp_path / "data")
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "variants:\n  dsp_direct:\n    gain_db: 0.0\nrestore:\n  chunk_s: 0.5\n  overlap_s: 0.1\n  context_s: 0.1\n"
+    )
+    code, _, err = run_cli(
+        capsys, "--params", params, "--variant", "dsp_direct", data, tmp_path / "out"
+    )
+    assert code == 0, err
+    timing = json.loads((tmp_path / "out" / rs.TIMING_FILE).read_text())
+    assert set(timing["per_example"]) == {"a", "b"}
+
+
+def test_restore_settings_are_validated():
+    assert rs.restore_settings(None) == rs.RESTORE_DEFAULTS
+    for bad in ({"chunk_s": 0}, {"overlap_s": 20.0}, {"context_s": -1}, {"chunk": 3}):
+        with pytest.raises(rs.StageError):
+            rs.restore_settings(bad)
+
+
+def _bad_cases(tmp: Path) -> list[tuple[list, str]]:
+    (tmp / "in").mkdir()
+    save_audio(tmp / "in" / "ok.wav", music(16000, 1, 0.5), 16000)
+    (tmp / "in" / "broken.wav").write_text("not audio")  # fails after ok.wav: nothing kept
+    (tmp / "good").mkdir()
+    save_audio(tmp / "good" / "ok.wav", music(16000, 1, 0.5), 16000)
+    (tmp / "taken").write_text("a file")
+    (tmp / "bad.yaml").write_text("variants:\n  identity:\n    gain: 1\n")
+    good = tmp / "good" / "ok.wav"
+    return [
+        (["--variant", "identity", tmp / "missing.wav", tmp / "o.wav"], "no such file"),
+        (
+            ["--variant", "identity", tmp / "in" / "broken.wav", tmp / "o.wav"],
+            "not a readable audio",
+        ),
+        (["--variant", "nope", good, tmp / "o.wav"], "unknown variant"),
+        (["--variant", "identity", tmp / "good", tmp / "taken"], "not a folder"),
+        (["--variant", "identity", good, tmp / "o.txt"], "unsupported output format"),
+        (
+            ["--params", tmp / "bad.yaml", "--variant", "identity", good, tmp / "o.wav"],
+            "unknown param",
+        ),
+        (["--variant", "identity", good], "required"),
+        (["--variant", "identity", "--target", "Drums", good, tmp / "o.wav"], "unknown stem group"),
+        (["--variant", "identity", tmp / "in", tmp / "o"], "not a readable audio"),
+        (["--bogus-flag", good, tmp / "o.wav"], "unrecognized"),
+    ]
+
+
+def test_cli_bad_inputs_exit_1_with_one_line_and_write_nothing(tmp_path, capsys):
+    for argv, expected in _bad_cases(tmp_path):
+        before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 1, argv
+        assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, (argv, err)
+        assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, argv
+
+
+# --------------------------------------------------------------------------------- stage
+
+
+def test_restore_stage(tmp_path, monkeypatch):
+    data = tiny_dataset(tmp_path / "data")
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "variants:\n  preclean:\n    denoise:\n      enabled: false\nrestore:\n  chunk_s: 1.0\n  overlap_s: 0.2\n"
+    )
+    main = runpy.run_path(str(ROOT / "stages" / "restore.py"))["main"]
+    out = tmp_path / "restored" / "preclean" / "tiny"
+    argv = [
+        "--params",
+        str(params),
+        "--testset",
+        str(data),
+        "--testset-name",
+        "tiny",
+        "--no-progress",
+    ]
+    main([*argv, "--variant", "preclean", "--out", str(out)])
+    timing = json.loads((out / "timing.json").read_text())
+    assert timing["testset"] == "tiny" and sorted(p.name for p in out.iterdir()) == [
+        "a.wav",
+        "b.wav",
+        "timing.json",
+    ]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--variant", "nope", "--out", str(tmp_path / "other")])
+    assert exc.value.code == 1 and not (tmp_path / "other").exists()
+
+
+def test_stage_and_cli_load_the_separator_from_a_repo_folder(tmp_path, capsys):
+    """The pipeline path end to end: a separator exported as the train stage does, loaded by
+    name ("trained") from --separator-dir / --separator-repo, run on a T2 example."""
+    separation = pytest.importorskip("musicrestore.separation")
+    repo = tmp_path / "models" / "separator"
+    separation.export_repo(
+        separation.tiny_htdemucs(seed=0), repo, "trained", formats=("safetensors",)
+    )
+    data = tmp_path / "data"
+    save_audio(data / "b.wav", music(44100, 2, 1.0), 44100)
+    write_manifest(
+        data,
+        [
+            Example(
+                id="b",
+                task="T2",
+                mixture="b.wav",
+                target=None,
+                sr=44100,
+                duration_s=1.0,
+                group="Voc",
+            )
+        ],
+    )
+    params = tmp_path / "params.yaml"
+    params.write_text("variants: {}\nrestore:\n  separator_model: trained\n")
+    main = runpy.run_path(str(ROOT / "stages" / "restore.py"))["main"]
+    out = tmp_path / "restored"
+    main(
+        [
+            "--params",
+            str(params),
+            "--variant",
+            "demucs",
+            "--testset",
+            str(data),
+            "--testset-name",
+            "t",
+        ]
+        + ["--separator-dir", str(repo), "--out", str(out), "--no-progress"]
+    )
+    assert load_audio(out / "b.wav")[0].shape == (2, 44100)
+    assert json.loads((out / "timing.json").read_text())["setup_s"] > 0
+    code, _, err = run_cli(
+        capsys,
+        "--variant",
+        "demucs",
+        "--separator-repo",
+        repo,
+        "--target",
+        "Voc",
+        data / "b.wav",
+        tmp_path / "v.wav",
+    )
+    assert code == 0, err
+    assert load_audio(tmp_path / "v.wav")[0].shape == (2, 44100)
