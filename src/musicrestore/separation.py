@@ -111,7 +111,12 @@ class DemucsSeparator:
             raise ValueError(f"shifts must be >= 0, got {shifts}")
         if not 0.0 <= overlap < 1.0:
             raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-        self.model = model.eval()
+        if segment_s is not None and segment_s > _max_segment_s(model):
+            raise ValueError(
+                f"segment_s={segment_s} exceeds the model's training segment "
+                f"({_max_segment_s(model):.2f} s); a transformer model cannot run longer chunks"
+            )
+        self.model = model.to(device).eval()  # once, not per call (bags move sub-models)
         self.sources: list[str] = list(model.sources)
         self.samplerate: int = int(model.samplerate)
         self.audio_channels: int = int(model.audio_channels)
@@ -140,11 +145,11 @@ class DemucsSeparator:
         wave = validate_wave(wave, sr)
         channels_in, length_in = wave.shape
         mix = resample(set_channels(wave, self.audio_channels), sr, self.samplerate)  # (C_m, T_m)
-        # demucs' own CLI normalises the whole track before chunking, so that every chunk sees
-        # the track's level rather than its own (a quiet intro is not blown up).
-        ref = mix.mean(axis=0)
-        offset, scale = float(ref.mean()), float(ref.std()) + 1e-8
-        x = torch.from_numpy((mix - offset) / scale)[None]  # (1, C_m, T_m)
+        # demucs' CLI scales the whole track to unit std before chunking, so every chunk sees
+        # the track's level rather than its own. Unlike the CLI we do not remove the mean: it
+        # would be added back to every stem, and the stems would no longer sum to the mix.
+        scale = float(mix.mean(axis=0).std()) + 1e-8
+        x = torch.from_numpy(mix / scale)[None]  # (1, C_m, T_m)
         with _seeded_python_random(self.seed), torch.no_grad():
             out = apply_model(
                 self.model,
@@ -157,13 +162,26 @@ class DemucsSeparator:
                 num_workers=self.num_workers,
                 segment=self.segment_s,
             )
-        stems = (out[0].cpu().numpy() * scale + offset).astype(np.float32)  # (S, C_m, T_m)
+        stems = (out[0].cpu().numpy() * scale).astype(np.float32)  # (S, C_m, T_m)
         result = {}
         for name, stem in zip(self.sources, stems, strict=True):
             stem = resample(np.ascontiguousarray(stem), self.samplerate, sr)
             stem = _fit_length(stem, length_in)
             result[name] = np.ascontiguousarray(set_channels(stem, channels_in), dtype=np.float32)
         return result
+
+
+def _max_segment_s(model: Any) -> float:
+    """Longest chunk a model accepts: HTDemucs (and bags of them) are bound to their training
+    segment; the convolutional Demucs versions take any length."""
+    from demucs.apply import BagOfModels
+    from demucs.htdemucs import HTDemucs
+
+    if isinstance(model, BagOfModels):
+        return float(model.max_allowed_segment)
+    if isinstance(model, HTDemucs):
+        return float(model.segment)
+    return float("inf")
 
 
 @contextlib.contextmanager
@@ -277,12 +295,16 @@ def _load_from_folder(name: str, folder: Path) -> Any:
             return BagOfModels(models, bag.get("weights"), bag.get("segment")).eval()
     # A folder of .th packages (demucs' own LocalRepo): demucs loads them with pickle.
     from demucs.pretrained import get_model
-    from demucs.repo import ModelLoadingError
 
+    single = folder / f"{bag_name}.safetensors"
+    if single.is_file():  # a bare signature, as demucs' LocalRepo also accepts for .th
+        return load_safetensors_model(single).eval()
     try:
         return get_model(bag_name, repo=folder)
-    except (ModelLoadingError, FileNotFoundError, KeyError) as exc:
-        found = sorted(p.name for p in folder.iterdir() if p.suffix in (".yaml", ".th", ".safetensors"))
+    except Exception as exc:  # ModelLoadingError, a bad checksum, an unreadable package
+        found = sorted(
+            p.name for p in folder.iterdir() if p.suffix in (".yaml", ".th", ".safetensors")
+        )
         raise SeparationError(
             f"{folder}: no separator model {bag_name!r} ({_one_line(exc)}); the folder holds "
             f"{', '.join(found) or 'no model files'}; expected {bag_name}.yaml plus "
@@ -301,7 +323,8 @@ def _load_from_hub(name: str) -> Any:
     try:
         bag = _read_bag(Path(hf_hub_download(repo_id, f"{short}.yaml")))
         models = [
-            load_safetensors_model(hf_hub_download(repo_id, f"{sig}.safetensors")) for sig in bag["models"]
+            load_safetensors_model(hf_hub_download(repo_id, f"{sig}.safetensors"))
+            for sig in bag["models"]
         ]
         return BagOfModels(models, bag.get("weights"), bag.get("segment")).eval()
     except SeparationError:
@@ -363,10 +386,14 @@ def load_safetensors_model(path: str | os.PathLike[str]) -> Any:
             meta = fh.metadata() or {}
             state = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 (not a dict)
     except Exception as exc:
-        raise SeparationError(f"{path}: not a readable safetensors file ({_one_line(exc)})") from None
+        raise SeparationError(
+            f"{path}: not a readable safetensors file ({_one_line(exc)})"
+        ) from None
     klass_name = meta.get("klass", "")
     if klass_name not in _ALLOWED_CLASSES:
-        raise SeparationError(f"{path}: model class {klass_name!r} is not one of {_ALLOWED_CLASSES}")
+        raise SeparationError(
+            f"{path}: model class {klass_name!r} is not one of {_ALLOWED_CLASSES}"
+        )
     if "structure" in meta:  # a quantized (diffq) state: demucs' own loader rebuilds it
         from demucs.hf import load_safetensors_model as demucs_load
 
@@ -405,7 +432,9 @@ def export_repo(
 
     unknown = set(formats) - {"safetensors", "th"}
     if unknown or not formats:
-        raise ValueError(f"formats must be a non-empty subset of ('safetensors', 'th'), got {formats}")
+        raise ValueError(
+            f"formats must be a non-empty subset of ('safetensors', 'th'), got {formats}"
+        )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     bag_name = name.rsplit("/", 1)[-1]
@@ -423,7 +452,7 @@ def export_repo(
         if training_args is not None:
             meta["training_args"] = json.dumps(_encode_json(dict(training_args)), sort_keys=True)
         blob = safetensors_bytes(state, metadata=meta)
-        sig = hashlib.sha256(blob).hexdigest()[:8]
+        sig = _content_hash(meta, state)
         sigs.append(sig)
         if "safetensors" in formats:
             with atomic_path(folder / f"{sig}.safetensors") as tmp:
@@ -449,6 +478,17 @@ def export_repo(
     with atomic_path(bag_file) as tmp:
         tmp.write_text(yaml.safe_dump(bag, sort_keys=False))
     return bag_file
+
+
+def _content_hash(meta: Mapping[str, str], state: Mapping[str, Any]) -> str:
+    """8 hex digits over the config and the weights; safetensors' own bytes are no use here
+    because it writes the metadata map in an arbitrary order."""
+    digest = hashlib.sha256(json.dumps(dict(meta), sort_keys=True).encode())
+    for key in sorted(state):
+        tensor = state[key]
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()[:8]
 
 
 def _torch_bytes(torch: Any, package: dict[str, Any]) -> bytes:

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from musicrestore.separation import (
+    SOURCES,
+    DemucsSeparator,
+    SeparationError,
+    Separator,
+    export_repo,
+    load_separator,
+    target_source,
+    tiny_htdemucs,
+    tiny_separator,
+)
+from musicrestore.taxonomy import GROUPS, TARGETS, LayoutError
+from tests.conftest import tone
+
+SR = 44100
+# demucs' tiny random init warns about zero-element and single-value std layers.
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    # The CI machine has 2 cores shared by parallel jobs: one intra-op thread is 2-3x faster
+    # than two fighting over them. Restored afterwards, so nothing leaks into other tests.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class LinearSplit(torch.nn.Module):
+    """A stand-in network whose 'stems' are fixed fractions of its input: what the wrapper
+    does around the network (normalising, chunking, shifting, resampling, channels) must
+    then give back exactly those fractions of the input."""
+
+    def __init__(self, fractions: list[float], segment: float = 0.5) -> None:
+        super().__init__()
+        self.register_buffer("w", torch.tensor(fractions).view(1, -1, 1, 1))
+        self.sources = list(SOURCES)
+        self.samplerate = SR
+        self.audio_channels = 2
+        self.segment = segment
+
+    def forward(self, mix: torch.Tensor) -> torch.Tensor:  # (B, C, T) -> (B, S, C, T)
+        return mix[:, None] * self.w
+
+
+def test_separate_shapes_stereo_and_mono() -> None:
+    sep = tiny_separator(0)
+    assert isinstance(sep, Separator) and sep.sources == list(SOURCES) and sep.samplerate == SR
+    rng = np.random.default_rng(0)
+    stereo = (0.1 * rng.standard_normal((2, int(2.5 * SR)))).astype(np.float32)  # > 1 segment
+    out = sep.separate(stereo, SR)
+    assert list(out) == list(SOURCES)
+    for stem in out.values():
+        assert stem.shape == stereo.shape and stem.dtype == np.float32 and np.isfinite(stem).all()
+    mono = tone(220.0, 1.3, 32000, channels=1)
+    out = sep.separate(mono, 32000)
+    assert all(stem.shape == mono.shape for stem in out.values())
+
+
+def test_separate_wrapper_is_exact_for_a_linear_network() -> None:
+    fractions = [0.1, 0.2, 0.3, 0.4]
+    rng = np.random.default_rng(1)
+    wave = (0.2 * rng.standard_normal((2, int(1.7 * SR)))).astype(np.float32)
+    wave[1] *= 0.5
+    sep = DemucsSeparator(LinearSplit(fractions), shifts=1, overlap=0.25)
+    out = sep.separate(wave, SR)  # 1.7 s in 0.5-s chunks, one random shift
+    for name, frac in zip(SOURCES, fractions, strict=True):
+        np.testing.assert_allclose(out[name], frac * wave, atol=1e-5)
+    np.testing.assert_allclose(sum(out.values()), wave, atol=1e-5)
+    mono = wave[:1]
+    out = sep.separate(mono, SR)  # upmixed to 2 channels and averaged back
+    np.testing.assert_allclose(out["vocals"], 0.4 * mono, atol=1e-5)
+    low = tone(440.0, 1.0, 16000, channels=2)  # resampled to 44.1 kHz and back
+    out = sep.separate(low, 16000)
+    assert out["other"].shape == low.shape
+    core = slice(800, -800)  # the band-limited round trip is exact away from the edges
+    np.testing.assert_allclose(out["other"][:, core], 0.3 * low[:, core], atol=2e-3)
+
+
+def test_shifts_are_seeded_and_leave_global_random_alone() -> None:
+    sep = DemucsSeparator(tiny_htdemucs(0), shifts=2, seed=3)
+    wave = (0.1 * np.random.default_rng(2).standard_normal((2, SR))).astype(np.float32)
+    random.seed(123)
+    before = random.random()
+    random.seed(123)
+    first = sep.separate(wave, SR)
+    assert random.random() == before  # the seeded shifts did not consume the global stream
+    second = sep.separate(wave, SR)
+    for name in SOURCES:
+        assert np.array_equal(first[name], second[name])
+
+
+def test_segment_longer_than_training_is_refused() -> None:
+    with pytest.raises(ValueError, match="training segment"):
+        DemucsSeparator(tiny_htdemucs(0, segment_s=2.0), segment_s=3.0)
+
+
+def test_target_source_covers_every_target() -> None:
+    expected = {"Voc": "vocals", "Rhy": "drums", "Bass": "bass"}
+    for target in (*TARGETS, *GROUPS, "Voc_LV", "Rhy_PERC", "Kbs_PN"):
+        group = target.partition("_")[0]
+        assert target_source(target) == expected.get(group, "other"), target
+    six = ["drums", "bass", "other", "vocals", "guitar", "piano"]
+    assert target_source("Gtr_EG", six) == "guitar" and target_source("Kbs", six) == "piano"
+    assert target_source("Synth", six) == "other"
+    with pytest.raises(SeparationError, match="MiscRoom"):
+        target_source("MiscRoom")
+    with pytest.raises(LayoutError):
+        target_source("Drums")
+
+
+def _reference_output(model: torch.nn.Module, wave: np.ndarray) -> dict[str, np.ndarray]:
+    return DemucsSeparator(model, shifts=0).separate(wave, SR)
+
+
+def test_local_repo_roundtrip_both_formats(tmp_path: Path) -> None:
+    model = tiny_htdemucs(5)
+    wave = tone(330.0, 1.0, SR)
+    expected = _reference_output(model, wave)
+    bag = export_repo(model, tmp_path / "repo", "mysep", training_args={"steps": 1})
+    assert bag.name == "mysep.yaml"
+    files = sorted(p.name for p in (tmp_path / "repo").iterdir())
+    sig = files[0].split("-")[0].split(".")[0]
+    assert len(files) == 3 and f"{sig}.safetensors" in files
+    # Same model, same files: the signature is a content hash.
+    again = export_repo(model, tmp_path / "again", "mysep", training_args={"steps": 1})
+    assert again.read_text() == bag.read_text()
+
+    sep = load_separator("mysep", repo=tmp_path / "repo", shifts=0)  # safetensors, no pickle
+    got = sep.separate(wave, SR)
+    for name in SOURCES:
+        np.testing.assert_array_equal(got[name], expected[name])
+
+    from demucs.pretrained import get_model
+
+    (tmp_path / "repo" / f"{sig}.safetensors").unlink()  # leave demucs' own .th package
+    direct = get_model("mysep", repo=tmp_path / "repo")
+    via_th = load_separator("mysep", repo=tmp_path / "repo", shifts=0)
+    assert type(direct).__name__ == "BagOfModels"
+    np.testing.assert_array_equal(via_th.separate(wave, SR)["vocals"], expected["vocals"])
+
+
+def test_hf_cache_layout_loads_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """demucs 4.1 resolves ``htdemucs`` to ``adefossez/HTDemucs`` files ``htdemucs.yaml`` and
+    ``<sig>.safetensors``; an offline HF cache with that layout must be enough."""
+    import huggingface_hub.constants as hf_constants
+
+    commit = "a" * 40
+    repo_dir = tmp_path / "hub" / "models--adefossez--HTDemucs"
+    export_repo(
+        tiny_htdemucs(7), repo_dir / "snapshots" / commit, "htdemucs", formats=("safetensors",)
+    )
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text(commit)
+    # huggingface_hub reads HF_HOME / HF_HUB_OFFLINE at import; patch what it looks up per call.
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    sep = load_separator("htdemucs", shifts=0)
+    wave = tone(110.0, 0.5, SR)
+    np.testing.assert_array_equal(
+        sep.separate(wave, SR)["bass"], _reference_output(tiny_htdemucs(7), wave)["bass"]
+    )
+    with pytest.raises(SeparationError, match=r"'htdemucs_ft'.*adefossez/HTDemucs-ft.*trained"):
+        load_separator("htdemucs_ft")
+
+
+def test_missing_models_fail_with_one_line(tmp_path: Path) -> None:
+    export_repo(tiny_htdemucs(0), tmp_path, "trained", formats=("safetensors",))
+    with pytest.raises(SeparationError) as err:
+        load_separator("htdemucs", repo=tmp_path)
+    msg = str(err.value)
+    assert "'htdemucs'" in msg and "trained.yaml" in msg and "\n" not in msg
+    with pytest.raises(SeparationError, match="does not exist"):
+        load_separator("trained", repo=tmp_path / "nowhere")
+    with pytest.raises(SeparationError, match="needs repo"):
+        load_separator("trained")
+    (tmp_path / "bad.yaml").write_text("models: [deadbeef]\n")
+    (tmp_path / "deadbeef.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(SeparationError, match="deadbeef.safetensors"):
+        load_separator("bad", repo=tmp_path)
