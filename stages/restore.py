@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     factory = None
     if variant.needs_separator:
         factory = rs.make_separator_factory(
-            settings["separator_model"], repo=args.separator_dir, device=settings["device"]
+            rs.recorded_separator(args.separator_dir) or settings["separator_model"],
+            repo=args.separator_dir,
+            device=settings["device"],
         )
     ctx = build_context(
         variant,

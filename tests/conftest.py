@@ -22,3 +22,12 @@ def tone(freq_hz: float, duration_s: float, sr: int, channels: int = 2, amp: flo
     """A sine ``(channels, T)``; a helper for tests that need a known signal."""
     t = np.arange(int(duration_s * sr)) / sr
     return np.repeat((amp * np.sin(2 * np.pi * freq_hz * t))[None], channels, axis=0).astype(np.float32)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> None:
+    """Small tensors run faster on one thread, and two threads per test process oversubscribe
+    a 2-core CI machine as soon as anything else runs."""
+    import torch
+
+    torch.set_num_threads(1)

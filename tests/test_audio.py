@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +155,12 @@ def test_loudness_of_known_tone() -> None:
     lufs = loudness_lufs(tone(997, 3.0, 48000, amp=0.5), 48000)
     assert lufs == pytest.approx(-6.0, abs=0.3)
     assert loudness_lufs(np.zeros((2, 100)), 48000) == float("-inf")
+
+
+def test_saved_files_get_normal_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = save_audio(tmp_path / "x.wav", tone(440, 0.1, 8000), 8000)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -372,6 +372,18 @@ def restore_dataset(
     return timing
 
 
+def recorded_separator(repo: str | os.PathLike[str] | None) -> str | None:
+    """The model name a ``train_separator`` folder records in ``separator.json``, if any.
+
+    The pipeline names its separator once (``separate.model``); every restore stage reads the
+    choice back from the folder it depends on instead of from a second param.
+    """
+    info = Path(repo) / "separator.json" if repo else None
+    if info is None or not info.is_file():
+        return None
+    return str(json.loads(info.read_text())["model"])
+
+
 def make_separator_factory(
     model: str, repo: str | os.PathLike[str] | None = None, device: str = "cpu"
 ) -> Callable[[], Separator]:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .audio import AudioError
+from .audio import AudioError, _umask
 from .taxonomy import LayoutError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,6 +69,7 @@ def output_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder normal permissions
         if path.is_symlink() or path.is_file():
             path.unlink()
         elif path.exists():
