@@ -18,10 +18,14 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
-def tone(freq_hz: float, duration_s: float, sr: int, channels: int = 2, amp: float = 0.5) -> np.ndarray:
+def tone(
+    freq_hz: float, duration_s: float, sr: int, channels: int = 2, amp: float = 0.5
+) -> np.ndarray:
     """A sine ``(channels, T)``; a helper for tests that need a known signal."""
     t = np.arange(int(duration_s * sr)) / sr
-    return np.repeat((amp * np.sin(2 * np.pi * freq_hz * t))[None], channels, axis=0).astype(np.float32)
+    return np.repeat((amp * np.sin(2 * np.pi * freq_hz * t))[None], channels, axis=0).astype(
+        np.float32
+    )
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -17,7 +17,9 @@ TINY_STEMS = {
 }
 
 
-def make_tiny_rawstems(root: Path, n_songs: int = 3, duration_s: float = 2.0, sr: int = 44100, seed: int = 0) -> Path:
+def make_tiny_rawstems(
+    root: Path, n_songs: int = 3, duration_s: float = 2.0, sr: int = 44100, seed: int = 0
+) -> Path:
     """Write ``n_songs`` songs of synthetic stems in the RawStems layout under ``root``."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(duration_s * sr)) / sr

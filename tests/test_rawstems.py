@@ -43,8 +43,15 @@ def hf_cache(tmp_path: Path) -> Path:
     return make_offline_hf_cache(tmp_path / "hub", src)
 
 
-def test_fetch_hf_offline_from_cache_selects_songs_and_groups(tmp_path: Path, hf_cache: Path) -> None:
-    out = rawstems.fetch_hf(tmp_path / "out", songs=["Artist1|Song1", "Artist2|*"], groups=["Voc", "Bass"], cache_dir=hf_cache)
+def test_fetch_hf_offline_from_cache_selects_songs_and_groups(
+    tmp_path: Path, hf_cache: Path
+) -> None:
+    out = rawstems.fetch_hf(
+        tmp_path / "out",
+        songs=["Artist1|Song1", "Artist2|*"],
+        groups=["Voc", "Bass"],
+        cache_dir=hf_cache,
+    )
     songs = scan(out, strict=True)
     assert [s.name for s in songs] == ["Artist1|Song1", "Artist2|Song2"]
     assert all(s.groups == {"Voc", "Bass"} for s in songs)
@@ -93,7 +100,7 @@ def test_link_local_links_without_copying(tmp_path: Path) -> None:
 def test_active_seconds() -> None:
     sr = 1000
     wave = np.zeros((2, 5 * sr), np.float32)
-    wave[:, :2 * sr] = 0.5  # 2 loud seconds
+    wave[:, : 2 * sr] = 0.5  # 2 loud seconds
     wave[:, 3 * sr : 4 * sr] = 0.5 * 10 ** (-50 / 20)  # one second at -50 dB re peak: inactive
     assert rawstems.active_seconds(wave, sr) == 2
     assert rawstems.active_seconds(np.zeros((1, sr)), sr) == 0

@@ -33,7 +33,12 @@ def test_taxonomy_matches_paper() -> None:
 
 def test_parse_relpaths() -> None:
     s = stem_from_relpath("Allen_Stone|Naturally/Gtr/EG/take1.flac")
-    assert (s.song, s.group, s.subgroup, s.target) == ("Allen_Stone|Naturally", "Gtr", "EG", "Gtr_EG")
+    assert (s.song, s.group, s.subgroup, s.target) == (
+        "Allen_Stone|Naturally",
+        "Gtr",
+        "EG",
+        "Gtr_EG",
+    )
     s = stem_from_relpath("A|B/Bass/DI.wav")
     assert (s.group, s.subgroup, s.target) == ("Bass", "Bass", "Bass")
     s = stem_from_relpath("A|B/Synth/Synth/pad.wav")
@@ -65,7 +70,9 @@ def test_scan(tmp_path: Path) -> None:
         scan(tmp_path / "missing")
 
 
-@pytest.mark.parametrize(("n", "expected"), [(0, 0), (1, 1), (5, 4), (20, 10), (100, 10), (578, 58)])
+@pytest.mark.parametrize(
+    ("n", "expected"), [(0, 0), (1, 1), (5, 4), (20, 10), (100, 10), (578, 58)]
+)
 def test_test_count(n: int, expected: int) -> None:
     assert test_count(n) == expected
 

@@ -11,7 +11,11 @@ from musicrestore import tracking
 
 
 def test_flatten() -> None:
-    assert tracking.flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {"a.b": 1, "a.c": "[1, 2]", "d": "x"}
+    assert tracking.flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {
+        "a.b": 1,
+        "a.c": "[1, 2]",
+        "d": "x",
+    }
 
 
 def test_disabled_is_a_noop(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,7 +45,9 @@ def test_stage_runs_are_grouped_and_logged(tmp_path: Path, monkeypatch: pytest.M
 
     client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
     exp = client.get_experiment_by_name(tracking.EXPERIMENT)
-    runs = client.search_runs([exp.experiment_id], filter_string="tags.group_id = 'group-under-test'")
+    runs = client.search_runs(
+        [exp.experiment_id], filter_string="tags.group_id = 'group-under-test'"
+    )
     parents = [r for r in runs if r.data.tags.get("role") == "group"]
     stages = {r.data.tags["stage"]: r for r in runs if r.data.tags.get("role") == "stage"}
     assert len(parents) == 1 and set(stages) == {"stage_a", "stage_b"}
@@ -76,7 +82,11 @@ def test_group_id_is_shared_within_one_dvc_invocation(tmp_path: Path) -> None:
     fake_dvc.write_text(f"#!/bin/sh\n{probe}\n{probe}\n")
     fake_dvc.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if k != "MUSICRESTORE_RUN_GROUP"}
-    first = subprocess.run([str(fake_dvc)], capture_output=True, text=True, env=env, check=True).stdout.split()
-    second = subprocess.run([str(fake_dvc)], capture_output=True, text=True, env=env, check=True).stdout.split()
+    first = subprocess.run(
+        [str(fake_dvc)], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
+    second = subprocess.run(
+        [str(fake_dvc)], capture_output=True, text=True, env=env, check=True
+    ).stdout.split()
     assert len(first) == 2 and first[0] == first[1] and first[0].startswith("dvc-")
     assert second[0] != first[0]

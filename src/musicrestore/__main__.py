@@ -19,7 +19,9 @@ def main(argv: list[str] | None = None) -> int:
         from .restore import main as restore_main
 
         return int(restore_main(rest) or 0)
-    print(f"error: unknown command {command!r}; try 'python -m musicrestore --help'", file=sys.stderr)
+    print(
+        f"error: unknown command {command!r}; try 'python -m musicrestore --help'", file=sys.stderr
+    )
     return 2
 
 

@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
@@ -226,7 +226,7 @@ def _wav_truncation(path: Path) -> str | None:
         head = fh.read(12)
         if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
             return None  # RF64/W64 and friends: leave them to libsndfile
-        order = "little" if head[:4] == b"RIFF" else "big"
+        order: Literal["little", "big"] = "little" if head[:4] == b"RIFF" else "big"
         pos = 12
         while pos + 8 <= size:
             fh.seek(pos)

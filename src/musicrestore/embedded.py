@@ -2,7 +2,7 @@
 
 RawStems (seed 004, §3) cannot be downloaded where the pipeline must run offline, so
 ``dvc repro`` builds this instead: real compositions from the ``music21`` corpus (Bach
-chorales, Mozart and Haydn string quartets, Monteverdi madrigals, Corelli) arranged for a
+chorales, Mozart and Haydn string quartets, Corelli) arranged for a
 band and rendered part by part with the General MIDI SoundFont ``TimGM6mb.sf2`` that ships
 with ``pretty_midi`` (sampled instruments, rendered in-process by ``tinysoundfont``).
 
@@ -14,7 +14,7 @@ bass line transposed into bass range, the inner parts are the harmony, and a dru
 is *generated* to fit the piece's meter and tempo (kick/snare/hat patterns with seeded
 variation, fills at phrase ends, crashes after them). Every stem is one stereo FLAC::
 
-    <root>/<Composer>|<work>_<nn>/<Group>/<SubGroup>/<instrument>.flac   (44.1 kHz, 24 bit)
+    <root>/<Composer>|<work>_<nn>/<Group>/<SubGroup>/<instrument>.flac   (44.1 kHz, 16 bit)
     <root>/<Composer>|<work>_<nn>/Bass/<instrument>.flac                 (no sub-group)
 
 plus ``README.txt`` and ``dataset.json`` (seed, per-song instrumentation) at the root.
@@ -862,7 +862,8 @@ def render_song(
     gain = np.float32(10 ** (plan.peak_dbfs / 20) / peak)
     song_dir = Path(root) / plan.name
     for stem, wave in zip(plan.stems, waves, strict=True):
-        save_audio(song_dir / stem.relpath, wave * fade * gain, sr)
+        # 16-bit like most multitrack sessions: half the disk of 24-bit, far below the SoundFont's noise
+        save_audio(song_dir / stem.relpath, wave * fade * gain, sr, subtype="PCM_16")
     return {
         "song": plan.name,
         "parse_s": round(parse_s, 3),
@@ -1063,7 +1064,7 @@ def _readme(meta: dict[str, Any]) -> str:
         ),
         "",
         f"seed {meta['seed']}, {meta['n_songs']} songs x {meta['duration_s']} s, "
-        f"{meta['sr']} Hz stereo FLAC (24 bit), {meta['stems']} stems",
+        f"{meta['sr']} Hz stereo FLAC (16 bit), {meta['stems']} stems",
         "songs per group: " + ", ".join(f"{g} {n}" for g, n in meta["groups"].items()),
         "",
         "Per-song instrumentation (dataset.json has pans, levels and parts):",

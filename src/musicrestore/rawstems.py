@@ -93,7 +93,7 @@ def fetch_hf(
                 repo_type="dataset",
                 revision=revision,
                 allow_patterns=patterns,
-                cache_dir=cache_dir,
+                cache_dir=None if cache_dir is None else Path(cache_dir),
                 max_workers=max_workers,
             )
         )
