@@ -265,3 +265,16 @@ def test_stage_scripts_build_atomically_and_reject_typos(tiny, tmp_path, monkeyp
     assert exc.value.code == 1
     assert "unknown key(s) ['n_tests']" in capsys.readouterr().err
     assert read_manifest(out / "test")[0].id == ex.id  # the previous output is untouched
+
+
+def test_examples_from_the_embedded_stand_in_are_flagged(tiny, tmp_path):
+    root, splits_dir = tiny
+    kw = dict(n_test=1, n_train=0, segment_s=1.0, seed=5, workers=1)
+    build.build_msr(root, splits_dir, "Voc", tmp_path / "plain", **kw)
+    assert not read_manifest(tmp_path / "plain" / "test")[0].meta["embedded"]
+    (root / "dataset.json").write_text('{"stand_in": true}')
+    try:
+        build.build_msr(root, splits_dir, "Voc", tmp_path / "emb", **kw)
+    finally:
+        (root / "dataset.json").unlink()
+    assert read_manifest(tmp_path / "emb" / "test")[0].meta["embedded"] is True

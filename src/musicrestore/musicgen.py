@@ -440,7 +440,7 @@ def simulate_clips(
     from tqdm import tqdm
 
     from .degrade.build import make_musicgen_example
-    from .stems import load_mix
+    from .stems import is_stand_in, load_mix
     from .taxonomy import read_splits, scan, test_songs
 
     songs = {s.name: s for s in scan(rawstems)}
@@ -477,6 +477,7 @@ def simulate_clips(
                 meta={
                     "source": "simulated",
                     "simulated": True,
+                    "embedded": is_stand_in(rawstems),
                     "origin": f"{name} @ {meta['offset_s']:.2f} s",
                     "excerpt": j,
                     "reference": f"clean/{ex_id}.wav" if keep_clean else None,

@@ -6,6 +6,7 @@ index) goes through here, so stems are summed, padded and resampled the same way
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,6 +14,18 @@ import numpy as np
 
 from .audio import load_audio
 from .taxonomy import Song, Stem
+
+
+def is_stand_in(root: str | os.PathLike[str]) -> bool:
+    """True when ``root`` is the embedded stand-in: its ``dataset.json`` says ``stand_in``.
+
+    Builders copy the flag into every example's ``meta["embedded"]`` so evaluation and the
+    report can label results from the stand-in wherever they appear.
+    """
+    try:
+        return bool(json.loads((Path(root) / "dataset.json").read_text()).get("stand_in"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def load_stem(root: str | os.PathLike[str], stem: Stem, sr: int, channels: int = 2) -> np.ndarray:

@@ -41,7 +41,7 @@ import numpy as np
 from ..audio import audio_info, load_audio, save_audio
 from ..dataset import Example, write_manifest
 from ..stage import StageError
-from ..stems import load_mix, load_stem, pad_to, sum_waves
+from ..stems import is_stand_in, load_mix, load_stem, pad_to, sum_waves
 from ..taxonomy import Song, parse_target, read_splits, scan, test_songs
 from .chains import (
     MSRExample,
@@ -335,6 +335,7 @@ def _msr_song_task(
 ) -> list[Example]:
     """Phase 2: every example of ``jobs`` (``(id, seed)``) from one song, written to ``folder``."""
     out = []
+    embedded = is_stand_in(root)
     for ex_id, seed in jobs:
         offset = segment_offset(offsets, seed)
         tgt, bg, tgt_stems, bg_stems = load_segment(root, song, target, sr, offset, length)
@@ -347,6 +348,7 @@ def _msr_song_task(
             "target_rms_db": _rms_db(tgt),
             "target_stems": tgt_stems,
             "background_stems": bg_stems,
+            "embedded": embedded,
         }
         out.append(
             Example(
@@ -398,7 +400,7 @@ def _musicgen_song_task(
                 group="mix",
                 effects=effects,
                 seed=seed,
-                meta={**meta, "split": split},
+                meta={**meta, "split": split, "embedded": is_stand_in(root)},
             )
         )
     return out
