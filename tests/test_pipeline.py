@@ -46,7 +46,12 @@ def copy_repo(dest: Path) -> Path:
     )
     for rel in filter(None, files):
         src = ROOT / rel
-        if src.is_file() and not rel.startswith(("data/", "models/", "reports/")):
+        # dvc.lock records the default profile's run; the tiny profile starts without it
+        if (
+            src.is_file()
+            and rel != "dvc.lock"
+            and not rel.startswith(("data/", "models/", "reports/"))
+        ):
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
