@@ -122,11 +122,11 @@ def test_msr_config_overrides_and_rejects_typos():
     ex = chains.msr_example(target, background, SR, np.random.default_rng(1), narrow)
     assert [e["params"] for e in ex.effects if e["name"] == "mp3"] == [{"vbr_quality": 4.0}]
 
-    with pytest.raises(chains.ConfigError, match="unknown setting 'snr'"):
+    with pytest.raises(chains.ConfigError, match=r"degrade: unknown key\(s\) snr"):
         chains.msr_config({"snr": [0, 1]})
-    with pytest.raises(chains.ConfigError, match="unknown range"):
+    with pytest.raises(chains.ConfigError, match=r"degrade.ranges.mp3: unknown key\(s\) quality"):
         chains.msr_config({"ranges": {"mp3": {"quality": [1, 2]}}})
-    with pytest.raises(chains.ConfigError, match="unknown effect"):
+    with pytest.raises(chains.ConfigError, match=r"degrade.ranges: unknown key\(s\) chorus"):
         chains.msr_config({"ranges": {"chorus": {}}})
     with pytest.raises(chains.ConfigError, match="probability"):
         chains.msr_config({"target_chain": {"eq": 1.5}})

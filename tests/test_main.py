@@ -24,13 +24,28 @@ def test_module_entry_point_lists_variants() -> None:
         [sys.executable, "-m", "musicrestore", "restore", "--list"], capture_output=True, text=True
     )
     assert proc.returncode == 0
-    for name in (
-        "identity",
-        "preclean",
-        "dsp_direct",
-        "demucs_dsp",
-        "demucs_snmf",
-        "adaptive",
-        "demucs",
-    ):
-        assert name in proc.stdout
+    from musicrestore.variants import VARIANTS
+
+    listed = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+    assert listed == list(VARIANTS)
+
+
+def test_restore_dispatches_to_the_cli_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    from musicrestore import cli
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(cli, "main", lambda argv: seen.append(argv) or 7)
+    assert main(["restore", "--variant", "x", "a.wav", "b.wav"]) == 7
+    assert seen == [["--variant", "x", "a.wav", "b.wav"]]
+
+
+def test_restore_error_exit_code_through_the_entry_point(tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "musicrestore", "restore", "--variant", "identity"]
+        + [str(tmp_path / "missing.wav"), str(tmp_path / "o.wav")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "missing.wav: no such file" in proc.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
 
-from musicrestore.stage import StageError, load_params, main_guard, output_dir
+from musicrestore.config import ConfigError
+from musicrestore.stage import (
+    StageError,
+    load_params,
+    main_guard,
+    output_dir,
+    signals_as_exceptions,
+)
 
 
 def test_output_dir_replaces_only_on_success(tmp_path: Path) -> None:
@@ -39,6 +48,9 @@ def test_load_params(tmp_path: Path) -> None:
     p.write_text("a: [unclosed\n")
     with pytest.raises(StageError, match="invalid YAML"):
         load_params(p)
+    p.write_text("- a\n- b\n")
+    with pytest.raises(StageError, match="expected a mapping of sections, got list"):
+        load_params(p)
 
 
 def test_main_guard_prints_one_line_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,3 +72,53 @@ def test_main_guard_lets_bugs_through() -> None:
 
     with pytest.raises(ZeroDivisionError):
         stage()
+
+
+def test_main_guard_turns_config_errors_into_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    @main_guard
+    def stage() -> None:
+        raise ConfigError("variants.preclean.denoise.n_fft: got 'big'; expected an integer")
+
+    with pytest.raises(SystemExit) as exc:
+        stage()
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err == "error: variants.preclean.denoise.n_fft: got 'big'; expected an integer\n"
+
+
+@pytest.mark.parametrize(
+    "sig,code,words", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")]
+)
+def test_a_signal_mid_stage_exits_with_its_code_and_removes_the_temp_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sig: int, code: int, words: str
+) -> None:
+    """SIGTERM used to kill the stage on the spot, leaving ``.out.XXXX.tmp`` behind."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+
+    @main_guard
+    def stage() -> None:
+        with output_dir(out) as tmp:
+            (tmp / "half.txt").write_text("half")
+            os.kill(os.getpid(), sig)
+            time.sleep(10)  # the handler raises here, at once
+
+    start = time.monotonic()
+    with pytest.raises(SystemExit) as exc:
+        stage()
+    assert time.monotonic() - start < 5
+    assert exc.value.code == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and words in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temp folder left
+    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert (out / "old.txt").read_text() == "old"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handlers restored
+
+
+def test_signals_as_exceptions_restores_the_previous_handlers() -> None:
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with signals_as_exceptions():
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
+    assert {s: signal.getsignal(s) for s in before} == before

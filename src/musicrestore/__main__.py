@@ -2,6 +2,7 @@
 
 Commands:
     restore   restore a file or folder with any registered variant (``restore --list``)
+    pipeline  write dvc.yaml from the registry (``pipeline --check``: is it up to date?)
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "restore":
-        from .restore import main as restore_main
+        from .cli import main as restore_main
 
         return int(restore_main(rest) or 0)
+    if command == "pipeline":
+        from .pipeline import main as pipeline_main
+
+        return pipeline_main(rest)
     print(
         f"error: unknown command {command!r}; try 'python -m musicrestore --help'", file=sys.stderr
     )

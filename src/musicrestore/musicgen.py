@@ -1,4 +1,6 @@
-"""MusicGen samples: the T3 test set (no reference), from one of three sources (SPEC §2).
+"""MusicGen samples: the T3 test set (no reference), from one of three sources.
+
+See docs/method.md#musicgen-samples.
 
 - ``generate``: text-to-music with MusicGen (Copet et al., 2023), the generator whose
   artifacts seeds 000 and 001 restore. Runs through ``transformers``'
@@ -121,17 +123,26 @@ def fetch_musicgen(
 _FIXED = {"out_dir", "rawstems", "splits", "seed", "duration_s", "progress"}
 
 
-def _options(func: Any, block: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
-    """A source's params block as keywords of ``func``; unknown keys fail in one line."""
-    import inspect
+#: Bounds of the ``musicgen.<source>`` blocks (keyword arguments of the source functions).
+_RULES: dict[str, Any] = {
+    "ranges": {
+        "clips_per_prompt": (1, None),
+        "clips_per_song": (1, None),
+        "batch_size": (1, None),
+        "max_clips": (0, None),
+    },
+}
 
-    opts = dict(block or {})
-    known = set(inspect.signature(func).parameters) - _FIXED
-    if unknown := sorted(set(opts) - known):
-        raise StageError(
-            f"musicgen.{name}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    return opts
+
+def _options(func: Any, block: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
+    """A source's params block as keywords of ``func``, through
+    :func:`musicrestore.config.merge_kwargs`: unknown keys, wrong types and bad values fail
+    in one line naming ``musicgen.<name>.<key>``."""
+    from .config import device_problem, merge_kwargs
+
+    return merge_kwargs(
+        func, block, f"musicgen.{name}", skip=_FIXED, checks={"device": device_problem}, **_RULES
+    )
 
 
 def _write_prompts(out_dir: Path, examples: Sequence[Example]) -> None:

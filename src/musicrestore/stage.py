@@ -4,7 +4,9 @@ Stage scripts in ``stages/`` are thin: they parse paths (which live in ``dvc.yam
 their own section of ``params.yaml`` with :func:`load_params`, call the library, and write
 outputs through :func:`output_dir` so an interrupted stage never leaves a folder that looks
 complete. :func:`main_guard` turns the errors a user can cause into one line on stderr and a
-non-zero exit instead of a traceback.
+non-zero exit instead of a traceback, and turns Ctrl-C and SIGTERM (what a scheduler or
+``timeout`` sends) into exceptions, so every ``finally`` that removes a temporary file or folder
+runs before the process exits with the shell's usual code (130, 143).
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import functools
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,9 +41,82 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     AudioError,
     LayoutError,
     FileNotFoundError,
+    FileExistsError,  # a file where a folder must be created (``OUT/`` naming a file)
+    IsADirectoryError,
     NotADirectoryError,
     PermissionError,
 )
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM raised as an exception (a subclass of :class:`KeyboardInterrupt`, so code that
+    already cleans up after Ctrl-C cleans up after ``kill`` too, and ``except Exception``
+    never swallows it)."""
+
+    exit_code = 143
+
+
+def exit_code(exc: KeyboardInterrupt) -> int:
+    """The shell's code for the signal behind ``exc``: 143 for SIGTERM, 130 for SIGINT."""
+    return int(getattr(exc, "exit_code", 130))
+
+
+def interrupted_message(exc: KeyboardInterrupt) -> str:
+    return "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (SIGINT)"
+
+
+@contextlib.contextmanager
+def signals_as_exceptions() -> Iterator[None]:
+    """While active, SIGINT raises :class:`KeyboardInterrupt` and SIGTERM :class:`Terminated`.
+
+    Python's default for SIGTERM is to die at once, skipping every ``finally``: a temporary
+    output (``.out.wav.XXXX.tmp``, a staged folder) would stay behind. After the first signal
+    both are ignored until the handlers are restored, so a second Ctrl-C cannot interrupt the
+    cleanup the first one started. Only the main thread can install handlers; elsewhere this
+    does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back during a few renames that must happen together; a signal
+    that arrives meanwhile is delivered (and raised) right after."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None:  # pragma: no cover - not POSIX
+        yield
+        return
+    old = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, old)
+
+
+def format_error(exc: BaseException) -> str:
+    """One line for a user error; an ``OSError`` names its file first (``out.wav: Permission
+    denied``) rather than Python's ``[Errno 13] ...: 'out.wav'``."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        msg = f"{exc.filename}: {exc.strerror}"
+    else:
+        msg = str(exc)
+    return " ".join(msg.split()) or type(exc).__name__
 
 
 def load_params(path: str | os.PathLike[str] = "params.yaml", section: str | None = None) -> Any:
@@ -51,6 +128,10 @@ def load_params(path: str | os.PathLike[str] = "params.yaml", section: str | Non
         params = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise StageError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError:
+        raise StageError(f"{path}: not a text file") from None
+    if not isinstance(params, dict):
+        raise StageError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
     if section is None:
         return params
     if section not in params:
@@ -66,22 +147,24 @@ def output_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp: Path | None = None
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder normal permissions
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-        elif path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
+        with signals_deferred():  # never stop between moving the old output away and the swap
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            elif path.exists():
+                old = path.with_name(f".{path.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                path.rename(old)
+                tmp.rename(path)
+                shutil.rmtree(old, ignore_errors=True)
+                return
             tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-            return
-        tmp.rename(path)
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -92,19 +175,21 @@ def setup_logging() -> None:
 
 
 def main_guard(func: F) -> F:
-    """Decorate a stage's ``main``: user errors print ``error: <one line>`` and exit 1."""
+    """Decorate a stage's ``main``: user errors (a :class:`StageError`, so also
+    :class:`musicrestore.config.ConfigError`) print ``error: <one line>`` and exit 1; Ctrl-C
+    exits 130 and SIGTERM 143, each with one line, after the temporary outputs are removed."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         setup_logging()
         try:
-            return func(*args, **kwargs)
+            with signals_as_exceptions():
+                return func(*args, **kwargs)
         except USER_ERRORS as exc:
-            msg = " ".join(str(exc).split()) or type(exc).__name__
-            print(f"error: {msg}", file=sys.stderr)
+            print(f"error: {format_error(exc)}", file=sys.stderr)
             raise SystemExit(1) from None
-        except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr)
-            raise SystemExit(130) from None
+        except KeyboardInterrupt as exc:
+            print(f"error: {interrupted_message(exc)}", file=sys.stderr)
+            raise SystemExit(exit_code(exc)) from None
 
     return wrapper  # type: ignore[return-value]

@@ -1,29 +1,25 @@
 """The two degradation chains: an MSR training/test example (seed 004 §4.2) and the
 MusicGen-like artifact chain (seed 000 §3, "Training").
 
-Both take a :class:`numpy.random.Generator` and a config dict whose defaults are the SPEC §3
-values (:data:`MSR_DEFAULTS`, :data:`MUSICGEN_DEFAULTS`); ``params.yaml`` overrides any
-key. Every effect that fires is returned as a ``{"name", "stage", "params"}`` record, so an
-example can be re-created from its record alone (:func:`.effects.apply_record`).
+Both take a :class:`numpy.random.Generator` and a config dict whose defaults are the values
+of docs/method.md#degradations (:data:`MSR_DEFAULTS`, :data:`MUSICGEN_DEFAULTS`);
+``params.yaml`` overrides any key. Every effect that fires is returned as a
+``{"name", "stage", "params"}`` record, so an example can be re-created from its record
+alone (:func:`.effects.apply_record`).
 """
 
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..stage import StageError
+from .. import config
+from ..config import ConfigError as ConfigError  # re-exported: chains.ConfigError
 from .effects import EFFECTS, apply_effect, draw_effect, mix_at_snr, snr_db
-
-
-class ConfigError(StageError):
-    """A degradation config with an unknown key or a bad value; the message names it."""
-
 
 #: Effect order of the MSR target chain (seed 004 §4.2: "equalizer, downsampling,
 #: compression, distortion, and reverb"). ``gain`` (seed 004 §2.2, ``F(x) = a x``) is off by
@@ -53,7 +49,7 @@ MSR_DEFAULTS: dict[str, Any] = {
     "mix_peak_dbfs": -1.0,  # the mixture is normalised to this peak before its chain, so
     # the limiter's -10..0 dB thresholds and the noise std are relative to a known level
     "max_peak": 0.999,  # final safety: mixture and reference are scaled together below this
-    # sampler ranges, {effect: {kwarg: [lo, hi]}}; empty = the SPEC §3 defaults in effects.py
+    # sampler ranges, {effect: {kwarg: [lo, hi]}}; empty = the defaults in effects.py
     "ranges": {},
 }
 
@@ -74,68 +70,62 @@ MUSICGEN_DEFAULTS: dict[str, Any] = {
 }
 
 
+#: Bounds of both chain configs (``fnmatch`` patterns below ``degrade``; a pattern that
+#: matches no key of one chain is harmless).
+CHAIN_RULES: dict[str, Any] = {
+    "ranges": {
+        "*chain.*": (0.0, 1.0, "a probability"),
+        "*_p": (0.0, 1.0, "a probability"),
+        "max_peak": (0.0, 1.0),
+        "*_dbfs": (None, 0.0, "a level in dBFS"),
+    },
+    "positive": ("max_peak",),
+    "pairs": ("snr_db",),
+}
+
+
 def merge_config(
     defaults: Mapping[str, Any], cfg: Mapping[str, Any] | None, where: str
 ) -> dict[str, Any]:
-    """Deep-merge ``cfg`` over ``defaults``; a key unknown to ``defaults`` is a
-    :class:`ConfigError` (a typo in ``params.yaml`` must not be silently ignored). ``ranges``
-    is validated against the effects' sampler signatures."""
-    out = copy.deepcopy(dict(defaults))
-    for key, value in (cfg or {}).items():
-        if key not in out:
-            raise ConfigError(f"{where}: unknown setting {key!r}; expected one of {', '.join(out)}")
-        if key == "ranges":
-            out[key] = _merge_ranges(out[key], value or {}, f"{where}.ranges")
-        elif isinstance(out[key], dict):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{where}.{key}: expected a mapping, got {value!r}")
-            out[key] = merge_config(out[key], value, f"{where}.{key}")
-        else:
-            out[key] = value
+    """Deep-merge ``cfg`` over ``defaults`` with :func:`musicrestore.config.merge` (unknown
+    keys, wrong types and values outside :data:`CHAIN_RULES` are a one-line
+    :class:`~musicrestore.config.ConfigError`: a typo in ``params.yaml`` must not be silently
+    ignored). ``ranges`` is validated against the effects' sampler signatures."""
+    cfg = config.as_mapping(cfg, where)
+    special = "ranges" in defaults and "ranges" in cfg
+    rest = {k: v for k, v in cfg.items() if not (special and k == "ranges")}
+    out: dict[str, Any] = config.merge(defaults, rest, where, **CHAIN_RULES)
+    if special:
+        out["ranges"] = _merge_ranges(out["ranges"], cfg["ranges"], f"{where}.ranges")
     return out
 
 
-def _merge_ranges(base: Mapping[str, Any], new: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _merge_ranges(
+    base: Mapping[str, Any], new: Mapping[str, Any] | None, where: str
+) -> dict[str, Any]:
+    """``{effect: {kwarg: value}}`` checked against the samplers' own keyword defaults (every
+    ``[low, high]`` a pair of numbers of the default's type); only what is given is kept, so
+    an effect without overrides keeps the defaults of :mod:`.effects`."""
+    samplers = {
+        name: config.signature_defaults(EFFECTS[name].sample, skip=("rng", "sr"))[0]
+        for name in EFFECTS
+    }
+    given = config.as_mapping(new, where)
+    checked = config.merge(samplers, given, where, pairs=("*.*",))
     out = copy.deepcopy(dict(base))
-    for name, kwargs in new.items():
-        if name not in EFFECTS:
-            raise ConfigError(
-                f"{where}: unknown effect {name!r}; expected one of {', '.join(EFFECTS)}"
-            )
-        allowed = set(inspect.signature(EFFECTS[name].sample).parameters) - {"rng", "sr"}
-        unknown = set(kwargs or {}) - allowed
-        if unknown:
-            raise ConfigError(
-                f"{where}.{name}: unknown range(s) {sorted(unknown)}; expected {sorted(allowed)}"
-            )
-        out[name] = {**out.get(name, {}), **(kwargs or {})}
+    for name, kwargs in given.items():
+        out[name] = {**out.get(name, {}), **{k: checked[name][k] for k in (kwargs or {})}}
     return out
-
-
-def _check_probs(probs: Mapping[str, Any], where: str) -> None:
-    for key, p in probs.items():
-        if not isinstance(p, int | float) or not 0.0 <= float(p) <= 1.0:
-            raise ConfigError(f"{where}.{key}: probability must be in [0, 1], got {p!r}")
 
 
 def msr_config(cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`MSR_DEFAULTS` with ``cfg`` merged in and validated."""
-    out = merge_config(MSR_DEFAULTS, cfg, "degrade")
-    _check_probs(out["target_chain"], "degrade.target_chain")
-    _check_probs(out["mixture_chain"], "degrade.mixture_chain")
-    _check_probs({"graphic_eq_p": out["graphic_eq_p"]}, "degrade")
-    lo, hi = out["snr_db"]
-    if not lo <= hi:
-        raise ConfigError(f"degrade.snr_db: expected [low, high], got {out['snr_db']!r}")
-    return out
+    return merge_config(MSR_DEFAULTS, cfg, "degrade")
 
 
 def musicgen_config(cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`MUSICGEN_DEFAULTS` with ``cfg`` merged in and validated."""
-    out = merge_config(MUSICGEN_DEFAULTS, cfg, "degrade")
-    _check_probs(out["chain"], "degrade.chain")
-    _check_probs({"mulaw_p": out["mulaw_p"]}, "degrade")
-    return out
+    return merge_config(MUSICGEN_DEFAULTS, cfg, "degrade")
 
 
 def _db(gain: float) -> float:
