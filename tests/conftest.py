@@ -1,10 +1,16 @@
-"""Test-wide settings: never reach the network, keep MLflow out of unit tests."""
+"""Test-wide settings: never reach the network, keep MLflow out of unit tests, one BLAS and
+one torch thread per test process."""
 
 from __future__ import annotations
 
 import os
 
-import numpy as np
+# Before NumPy loads OpenBLAS: the tests' matrices are small, and on a shared 2-core machine a
+# thread pool per process oversubscribes the cores (the S-NMF round trip of test_registry.py
+# runs 3-5x slower with the default pool while anything else runs).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -1,4 +1,5 @@
-"""Small builders shared by tests: a tiny RawStems-layout folder of synthetic stems."""
+"""Small builders shared by tests: a tiny RawStems-layout folder of synthetic stems, known
+signals and the measures of their levels, and separator doubles."""
 
 from __future__ import annotations
 
@@ -33,3 +34,117 @@ def make_tiny_rawstems(
             wave = np.stack([mono, 0.8 * mono]).astype(np.float32)
             save_audio(root / f"Artist{i}|Song{i}" / rel, wave, sr)
     return root
+
+
+# --------------------------------------------------------------------------------------------
+# Known signals and their levels
+
+
+def tones(
+    sr: int, freqs: list[float], duration_s: float = 2.0, channels: int = 2, amp: float = 0.15
+) -> np.ndarray:
+    """A sum of sines of amplitude ``amp`` each, identical in every channel, ``(channels, T)``."""
+    t = np.arange(int(duration_s * sr)) / sr
+    mono = sum(amp * np.sin(2 * np.pi * f * t) for f in freqs)
+    return np.repeat(np.asarray(mono)[None], channels, axis=0).astype(np.float32)
+
+
+def white_noise(rng: np.random.Generator, shape: tuple[int, ...], level_dbfs: float) -> np.ndarray:
+    """Gaussian white noise whose RMS is ``level_dbfs`` dB re full scale."""
+    return (10.0 ** (level_dbfs / 20.0) * rng.standard_normal(shape)).astype(np.float32)
+
+
+def level_db(x: np.ndarray) -> float:
+    """Mean power of ``x`` (every channel), in dB re full scale."""
+    return float(10 * np.log10(np.mean(np.asarray(x, np.float64) ** 2)))
+
+
+def band_level_db(x: np.ndarray, sr: int, lo_hz: float, hi_hz: float) -> float:
+    """Mean power of ``x (C, T)`` in the band ``[lo_hz, hi_hz)``, in dB re full scale
+    (Parseval: the band's share of :func:`level_db`)."""
+    spec = np.fft.rfft(np.asarray(x, np.float64), axis=-1)
+    freqs = np.fft.rfftfreq(x.shape[-1], 1.0 / sr)
+    band = (freqs >= lo_hz) & (freqs < hi_hz)
+    power = 2.0 * np.sum(np.abs(spec[..., band]) ** 2) / (x.shape[-1] ** 2 * x.shape[0])
+    return float(10 * np.log10(max(power, 1e-30)))
+
+
+def tone_level_db(x: np.ndarray, freq_hz: float, sr: int) -> float:
+    """Amplitude of the ``freq_hz`` sinusoid in ``x (C, T)`` (mean over channels), in dB."""
+    t = np.arange(x.shape[-1]) / sr
+    a = 2 * np.mean(x * np.sin(2 * np.pi * freq_hz * t), axis=-1)
+    b = 2 * np.mean(x * np.cos(2 * np.pi * freq_hz * t), axis=-1)
+    return float(20 * np.log10(max(float(np.mean(np.hypot(a, b))), 1e-15)))
+
+
+def plant_clicks(
+    clean: np.ndarray, n: int, seed: int = 1, max_width: int = 12
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add ``n`` decaying impulses of 1 to ``max_width - 1`` samples to every channel;
+    returns (degraded, mask of click samples)."""
+    rng = np.random.default_rng(seed)
+    deg, mask = clean.copy(), np.zeros(clean.shape, bool)
+    for p in rng.choice(np.arange(1000, clean.shape[1] - 1000), n, replace=False):
+        width = int(rng.integers(1, max_width))
+        amp = rng.uniform(0.2, 0.6) * rng.choice([-1.0, 1.0])
+        deg[:, p : p + width] += amp * np.exp(-np.arange(width) / 3.0)
+        mask[:, p : p + width] = True
+    return deg, mask
+
+
+# --------------------------------------------------------------------------------------------
+# Separator doubles (the interface of :class:`musicrestore.separation.Separator`)
+
+
+class BandSplitSeparator:
+    """A test double of :class:`musicrestore.separation.Separator`: FFT band masks.
+
+    bass < 150 Hz, other 150-1000 Hz, vocals 1-4 kHz, drums above; the stems sum exactly to
+    the input, at any rate and channel count, so tests know which stem holds what.
+    """
+
+    sources = ["drums", "bass", "other", "vocals"]
+    samplerate = 44100
+    bands = {"bass": (0.0, 150.0), "other": (150.0, 1000.0), "vocals": (1000.0, 4000.0)}
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def separate(self, wave: np.ndarray, sr: int) -> dict[str, np.ndarray]:
+        self.calls += 1
+        spec = np.fft.rfft(wave.astype(np.float64), axis=-1)
+        freqs = np.fft.rfftfreq(wave.shape[-1], 1.0 / sr)
+        out, covered = {}, np.zeros(freqs.shape, bool)
+        for name, (lo, hi) in self.bands.items():
+            band = (freqs >= lo) & (freqs < hi)
+            covered |= band
+            out[name] = np.fft.irfft(spec * band, n=wave.shape[-1], axis=-1).astype(np.float32)
+        out["drums"] = np.fft.irfft(spec * ~covered, n=wave.shape[-1], axis=-1).astype(np.float32)
+        return {name: out[name] for name in self.sources}
+
+
+class FixedStemsSeparator:
+    """A separator double that returns the given stems whatever it is asked to separate
+    (copies, so a variant cannot alter them), and remembers what it was given."""
+
+    samplerate = 44100
+
+    def __init__(self, stems: dict[str, np.ndarray]) -> None:
+        self.stems = stems
+        self.sources = list(stems)
+        self.inputs: list[tuple[np.ndarray, int]] = []
+
+    def separate(self, wave: np.ndarray, sr: int) -> dict[str, np.ndarray]:
+        self.inputs.append((wave.copy(), sr))
+        return {name: stem.copy() for name, stem in self.stems.items()}
+
+
+def random_stems(
+    shape: tuple[int, int], sources: tuple[str, ...] = ("drums", "bass", "other", "vocals")
+) -> dict[str, np.ndarray]:
+    """Distinct seeded noise stems, one per source, each at its own level."""
+    rng = np.random.default_rng(7)
+    return {
+        name: (0.05 * (i + 1) * rng.standard_normal(shape)).astype(np.float32)
+        for i, name in enumerate(sources)
+    }

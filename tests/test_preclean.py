@@ -17,6 +17,7 @@ from musicrestore.variants.preclean import (
     min_stats_denoise,
     preclean,
 )
+from tests.helpers import plant_clicks
 
 SR = 44100
 
@@ -34,18 +35,6 @@ def plucked_notes(sr: int = SR, duration_s: float = 2.0, seed: int = 0) -> np.nd
         x[on] += 0.3 * note * np.exp(-3.0 * tt)
     x += 1e-3 * rng.standard_normal(x.shape)
     return np.stack([x, 0.8 * x]).astype(np.float32)
-
-
-def plant_clicks(clean: np.ndarray, n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Add ``n`` decaying impulses of 1-11 samples; returns (degraded, mask of click samples)."""
-    rng = np.random.default_rng(seed)
-    deg, mask = clean.copy(), np.zeros(clean.shape, bool)
-    for p in rng.choice(np.arange(1000, clean.shape[1] - 1000), n, replace=False):
-        width = int(rng.integers(1, 12))
-        amp = rng.uniform(0.2, 0.6) * rng.choice([-1.0, 1.0])
-        deg[:, p : p + width] += amp * np.exp(-np.arange(width) / 3.0)
-        mask[:, p : p + width] = True
-    return deg, mask
 
 
 def snr_db(ref: np.ndarray, est: np.ndarray) -> float:

@@ -1,37 +1,266 @@
-"""The one registry of restoration variants and the context they run with."""
+"""The one registry of restoration variants, the context they run with, and a round trip of
+every registered variant through it that checks the variant does its job.
+
+Nothing here lists variant names except :data:`EXPECTED`, which states, for each registered
+variant, its registration metadata and a check of its job on a synthetic signal.
+``test_every_registered_variant_has_stated_expectations`` makes a newly registered variant
+fail until its behaviour is stated here.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pytest
 
-from musicrestore.variants import VARIANTS, VariantError, build_context, get_variant, register
+from musicrestore.variants import (
+    VARIANTS,
+    Separator,
+    VariantContext,
+    VariantError,
+    build_context,
+    get_variant,
+    register,
+)
 from musicrestore.variants.registry import merge_params
-from tests.test_separated import BandSplitSeparator
+from tests.helpers import (
+    BandSplitSeparator,
+    FixedStemsSeparator,
+    band_level_db,
+    level_db,
+    plant_clicks,
+    random_stems,
+    tone_level_db,
+    tones,
+    white_noise,
+)
 
-SPEC_VARIANTS = {
-    "identity": "mixture",
-    "preclean": "mixture",
-    "dsp_direct": "mixture",
-    "demucs_dsp": "stem",
-    "demucs_snmf": "stem",
-    "adaptive": "stem",
-    "demucs": "stem",
+SR = 44100
+
+#: ``dsp_direct`` params that make the seed-001 chain a pure gain: no spectral gating, gate
+#: and compressor at ratio 1, a flat shelf. Only ``gain_db`` (default +2 dB) still acts.
+NEUTRAL_CHAIN = {
+    "nr_prop_decrease": 0.0,
+    "gate_ratio": 1.0,
+    "comp_ratio": 1.0,
+    "lowshelf_gain_db": 0.0,
 }
 
 
-def test_registry_holds_the_spec_variants():
-    for name, output in SPEC_VARIANTS.items():
-        v = VARIANTS[name]
-        assert v.output == output and v.description and v.params_key == name
-    assert [n for n in VARIANTS if VARIANTS[n].needs_separator] == [
-        "demucs_dsp",
-        "demucs_snmf",
-        "adaptive",
-        "demucs",
-    ]
-    assert VARIANTS["demucs_dsp"].reads == ("demucs_dsp", "dsp_direct")
-    assert VARIANTS["demucs_snmf"].reads == ("demucs_snmf", "preclean")
+def restore(
+    name: str,
+    wave: np.ndarray,
+    params: dict[str, Any] | None = None,
+    *,
+    target: str | None = None,
+    separator: Separator | None = None,
+) -> tuple[np.ndarray, VariantContext]:
+    """Run the registered variant ``name`` as the restore stage does, and check the contract
+    every variant shares: same shape, float32, finite, and the input left untouched."""
+    factory = None if separator is None else (lambda: separator)
+    ctx = build_context(name, params, target=target, separator_factory=factory)
+    before = wave.copy()
+    out = get_variant(name)(wave, SR, ctx)
+    np.testing.assert_array_equal(wave, before, err_msg=f"{name} modified its input")
+    assert out.shape == wave.shape and out.dtype == np.float32, (name, out.shape, out.dtype)
+    assert np.isfinite(out).all(), name
+    return out, ctx
+
+
+# ----------------------------------------------------------------------------- job checks
+
+
+def identity_job(name: str) -> None:
+    """Returns the input bit for bit (values over full scale, signed zeros, subnormals
+    included) in a new array, so whoever writes into the output cannot alter the input."""
+    x = np.random.default_rng(0).uniform(-1.5, 1.5, (2, 4000)).astype(np.float32)
+    x[0, :4] = [-0.0, 0.0, np.float32(1e-40), -np.float32(1e-40)]
+    out, _ = restore(name, x)
+    assert out.tobytes() == x.tobytes()
+    assert not np.shares_memory(out, x)
+
+
+def preclean_job(name: str) -> None:
+    """Lowers a stationary noise floor, keeps the tones, and removes injected clicks."""
+    rng = np.random.default_rng(0)
+    music = tones(SR, [440.0, 660.0], duration_s=2.0, amp=0.15)
+    noisy = music + white_noise(rng, music.shape, -40.0)  # white noise at -40 dBFS RMS
+    clicked, at_clicks = plant_clicks(noisy, n=10, seed=1, max_width=8)
+    out, ctx = restore(name, clicked)
+    # 3-8 kHz holds only noise. Measured: -46.4 -> -54.7 dB.
+    assert band_level_db(out, SR, 3000, 8000) < band_level_db(noisy, SR, 3000, 8000) - 5.0
+    for freq in (440.0, 660.0):
+        assert tone_level_db(out, freq, SR) == pytest.approx(
+            tone_level_db(music, freq, SR), abs=0.5
+        )
+    # The clicks (0.2-0.6 peak) are gone: what remains at their samples is the noise's size.
+    # Measured: the error there drops by 28.6 dB, to at most 0.03.
+    click_err_db = level_db((clicked - noisy)[at_clicks]) - level_db((out - noisy)[at_clicks])
+    assert click_err_db > 15.0
+    assert np.max(np.abs(out - noisy)[at_clicks]) < 0.1
+    assert ctx.decisions["clicks"] >= 10  # 10 clicks in each of 2 channels
+    assert ctx.decisions["quant_step"] is None  # float noise: nothing to de-quantize
+
+
+def dsp_direct_job(name: str) -> None:
+    """Applies its configured gain, and its gate attenuates a quiet noise-only passage."""
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * SR) / SR
+    loud = (0.1 * np.sin(2 * np.pi * 1000 * t) * (t < 1.0)).astype(np.float32)  # -23 dBFS
+    hiss = white_noise(rng, t.shape, -50.0) * (t >= 1.0)  # far below the -30 dB gate
+    x = np.stack([loud + hiss, loud + hiss])
+    tone_part, hiss_part = (t > 0.1) & (t < 0.9), (t > 1.3) & (t < 1.9)  # gate settled
+    for gain_db in (5.0, -3.0):
+        out, _ = restore(name, x, {name: {**NEUTRAL_CHAIN, "gain_db": gain_db}})
+        for part in (tone_part, hiss_part):
+            shift = level_db(out[:, part]) - level_db(x[:, part])
+            assert shift == pytest.approx(gain_db, abs=0.5), (gain_db, shift)
+    # The seed's gate (threshold -30 dB, ratio 1.5), everything else neutral and no gain.
+    gated, _ = restore(name, x, {name: {**NEUTRAL_CHAIN, "gate_ratio": 1.5, "gain_db": 0.0}})
+    assert level_db(gated[:, tone_part]) == pytest.approx(level_db(x[:, tone_part]), abs=0.5)
+    # measured -4.9 dB (0.0 dB at ratio 1, above)
+    assert level_db(gated[:, hiss_part]) < level_db(x[:, hiss_part]) - 3.0
+
+
+def demucs_job(name: str) -> None:
+    """The separator's stem of the target group on T2, the sum of its stems on T1."""
+    x = tones(SR, [440.0], duration_s=0.5)
+    stems = random_stems(x.shape)  # unrelated to x: only the separator's output can be returned
+    for target, source in (
+        ("Voc", "vocals"),
+        ("Rhy", "drums"),
+        ("Bass", "bass"),
+        ("Gtr_EG", "other"),
+    ):
+        out, _ = restore(name, x, target=target, separator=FixedStemsSeparator(stems))
+        np.testing.assert_array_equal(out, stems[source], err_msg=target)
+    sep = FixedStemsSeparator(stems)
+    out, _ = restore(name, x, separator=sep)
+    np.testing.assert_allclose(out, sum(stems.values()), rtol=1e-6, atol=1e-7)
+    assert len(sep.inputs) == 1 and np.array_equal(sep.inputs[0][0], x) and sep.inputs[0][1] == SR
+
+
+def adaptive_job(name: str) -> None:
+    """Separates (and returns the processed target stem) when two or more stems are active;
+    runs the chain on the mixture when one is. The chain is a pure +3 dB gain here."""
+    params = {"dsp_direct": {**NEUTRAL_CHAIN, "gain_db": 3.0}}
+    band = BandSplitSeparator()  # bass < 150 Hz, other < 1 kHz, vocals < 4 kHz
+    multi = tones(SR, [80.0, 440.0, 2000.0], duration_s=1.0)
+    out, ctx = restore(name, multi, params, target="Voc", separator=band)
+    assert ctx.decisions["separated"] is True, ctx.decisions
+    assert ctx.decisions["active_stems"] == ["bass", "other", "vocals"]
+    assert tone_level_db(out, 2000.0, SR) == pytest.approx(
+        tone_level_db(multi, 2000.0, SR) + 3.0, abs=0.5
+    )
+    for other in (80.0, 440.0):  # not in the vocals stem
+        assert tone_level_db(out, other, SR) < tone_level_db(multi, other, SR) - 40.0
+    solo = tones(SR, [440.0, 880.0], duration_s=1.0)  # both partials in "other"
+    out, ctx = restore(name, solo, params, separator=BandSplitSeparator())
+    assert ctx.decisions["separated"] is False, ctx.decisions
+    assert ctx.decisions["active_stems"] == ["other"]
+    assert level_db(out) == pytest.approx(level_db(solo) + 3.0, abs=0.5)
+    np.testing.assert_allclose(out, solo * 10 ** (3.0 / 20), atol=0.02)  # the mixture, louder
+
+
+def demucs_snmf_job(name: str) -> None:
+    """Lowers a stationary noise floor (S-NMF alone, and after pre-cleaning), keeps the tones,
+    and returns mono for mono."""
+    rng = np.random.default_rng(0)
+    music = tones(SR, [440.0, 2000.0], duration_s=2.0, channels=1, amp=0.15)
+    noisy = music + white_noise(rng, music.shape, -40.0)
+    noise_in = band_level_db(noisy, SR, 5000, 10000)  # only noise there
+    # (pre-clean off, measured drop 19.6 dB; on, 12.1 dB)
+    for preclean, min_drop_db in ((False, 10.0), (True, 6.0)):
+        out, ctx = restore(
+            name, noisy, {name: {"preclean": preclean}}, separator=BandSplitSeparator()
+        )
+        assert band_level_db(out, SR, 5000, 10000) < noise_in - min_drop_db, preclean
+        for freq in (440.0, 2000.0):
+            assert tone_level_db(out, freq, SR) == pytest.approx(
+                tone_level_db(music, freq, SR), abs=0.5
+            )
+        assert set(ctx.decisions) == (
+            {"preclean_clicks", "preclean_quant_step"} if preclean else set()
+        )
+
+
+def demucs_dsp_job(name: str) -> None:
+    """Applies the ``dsp_direct`` chain to each stem: its gain everywhere, and its gate to a
+    quiet stem that the mixture's level would have kept open."""
+    band = BandSplitSeparator()
+    x = tones(SR, [440.0], duration_s=1.0, amp=0.2) + tones(SR, [2000.0], duration_s=1.0, amp=0.003)
+    # -50 dBFS of 2 kHz: in the "vocals" stem, far below the gate threshold (-30 dB)
+    late = slice(SR // 2, None)  # after the gate has settled
+
+    def shift_db(out: np.ndarray, freq: float) -> float:
+        return tone_level_db(out[:, late], freq, SR) - tone_level_db(x[:, late], freq, SR)
+
+    chain = {**NEUTRAL_CHAIN, "gain_db": 3.0}
+    out, _ = restore(name, x, {"dsp_direct": chain}, separator=band)
+    assert shift_db(out, 440.0) == pytest.approx(3.0, abs=0.5)
+    assert shift_db(out, 2000.0) == pytest.approx(3.0, abs=0.5)
+    out, _ = restore(name, x, {"dsp_direct": chain}, target="Gtr_EG", separator=band)
+    assert shift_db(out, 440.0) == pytest.approx(3.0, abs=0.5)
+    assert shift_db(out, 2000.0) < -40.0  # only the "other" stem
+    gate = {**chain, "gate_ratio": 4.0}
+    out, _ = restore(name, x, {"dsp_direct": gate}, separator=band)
+    assert shift_db(out, 440.0) == pytest.approx(3.0, abs=0.5)
+    assert shift_db(out, 2000.0) < -20.0  # measured -60 dB: gated on its own stem
+    on_mix = build_context("dsp_direct", {"dsp_direct": gate})
+    assert shift_db(get_variant("dsp_direct")(x, SR, on_mix), 2000.0) == pytest.approx(3.0, abs=0.5)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a registered variant must be: its metadata, and ``job(name)`` that asserts it
+    does its job on a synthetic signal."""
+
+    output: str
+    needs_separator: bool
+    reads: tuple[str, ...]
+    job: Callable[[str], None]
+
+
+EXPECTED: dict[str, Expected] = {
+    "identity": Expected("mixture", False, ("identity",), identity_job),
+    "preclean": Expected("mixture", False, ("preclean",), preclean_job),
+    "dsp_direct": Expected("mixture", False, ("dsp_direct",), dsp_direct_job),
+    "demucs_dsp": Expected("stem", True, ("demucs_dsp", "dsp_direct"), demucs_dsp_job),
+    "demucs_snmf": Expected("stem", True, ("demucs_snmf", "preclean"), demucs_snmf_job),
+    "adaptive": Expected("stem", True, ("adaptive", "dsp_direct"), adaptive_job),
+    "demucs": Expected("stem", True, ("demucs",), demucs_job),
+}
+
+
+def expected(name: str) -> Expected:
+    if name not in EXPECTED:
+        pytest.fail(f"variant {name!r} is registered but its behaviour is not stated in EXPECTED")
+    return EXPECTED[name]
+
+
+# ---------------------------------------------------------------------------------- tests
+
+
+def test_every_registered_variant_has_stated_expectations():
+    assert list(VARIANTS), "no variant registered"
+    assert set(EXPECTED) == set(VARIANTS), "EXPECTED and the registry disagree"
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_registration_metadata(name):
+    v, want = VARIANTS[name], expected(name)
+    assert v.name == name and v.output == want.output
+    assert v.needs_separator is want.needs_separator
+    assert v.reads == want.reads and v.params_key == want.reads[0]
+    assert v.description and "\n" not in v.description
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_variant_does_its_job(name):
+    expected(name).job(name)
 
 
 def test_unknown_variant_is_a_one_line_error_listing_the_names():
@@ -39,15 +268,29 @@ def test_unknown_variant_is_a_one_line_error_listing_the_names():
         get_variant("unet")
     msg = str(err.value)
     assert "\n" not in msg and "'unet'" in msg
-    assert all(name in msg for name in SPEC_VARIANTS)
+    assert all(name in msg for name in VARIANTS)
 
 
 def test_register_rejects_duplicates_and_bad_output_kinds(monkeypatch):
     monkeypatch.setattr("musicrestore.variants.registry.VARIANTS", dict(VARIANTS))
     with pytest.raises(ValueError, match="twice"):
-        register("identity", description="again")(lambda w, sr, ctx: w)
+        register(next(iter(VARIANTS)), description="again")(lambda w, sr, ctx: w)
     with pytest.raises(ValueError, match="output"):
         register("x", description="x", output="mix")  # type: ignore[arg-type]
+
+
+def test_register_adds_a_variant_with_its_metadata(monkeypatch):
+    monkeypatch.setattr("musicrestore.variants.registry.VARIANTS", {})
+    from musicrestore.variants import registry
+
+    @register("halve", description="half\n   the level", defaults={"k": {"a": 1}})
+    def halve(wave, sr, ctx):
+        return wave * 0.5
+
+    v = registry.get_variant("halve")
+    assert v.fn is halve and v.description == "half the level" and v.params_key == "halve"
+    assert v.output == "mixture" and not v.needs_separator and v.reads == ("halve",)
+    assert v(np.ones((1, 4), np.float32), SR, VariantContext()).tolist() == [[0.5] * 4]
 
 
 def test_unknown_params_are_rejected_with_the_accepted_keys():
@@ -110,11 +353,15 @@ def test_models_are_loaded_lazily_and_cached(tmp_path):
     assert ctx.derive().model("unet_mask") is m and loads == [("unet_mask", tmp_path)]
 
 
-@pytest.mark.parametrize("name", list(SPEC_VARIANTS))
+def test_separator_doubles_have_the_separator_interface():
+    assert isinstance(BandSplitSeparator(), Separator)
+    assert isinstance(FixedStemsSeparator(random_stems((2, 8))), Separator)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
 def test_every_variant_survives_a_very_short_clip(name):
     """50 ms: shorter than every STFT window and the chain's gate release."""
-    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2205) / 44100)).astype(np.float32)
+    x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2205) / SR)).astype(np.float32)
     x = np.stack([x, 0.5 * x])
-    ctx = build_context(name, separator_factory=BandSplitSeparator)
-    out = get_variant(name)(x, 44100, ctx)
-    assert out.shape == x.shape and out.dtype == np.float32 and np.isfinite(out).all()
+    separator = BandSplitSeparator() if VARIANTS[name].needs_separator else None
+    restore(name, x, separator=separator)

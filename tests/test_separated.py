@@ -5,54 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from musicrestore.variants import build_context
+from musicrestore.variants import VariantError, build_context
 from musicrestore.variants.dsp import dsp_chain
 from musicrestore.variants.separated import (
     adaptive,
     demucs,
     demucs_dsp,
     demucs_snmf,
+    separate,
     stem_levels_db,
 )
-
-
-class BandSplitSeparator:
-    """A test double of :class:`musicrestore.separation.Separator`: FFT band masks.
-
-    bass < 150 Hz, other 150-1000 Hz, vocals 1-4 kHz, drums above; the stems sum exactly to
-    the input, at any rate and channel count, so tests know which stem holds what.
-    """
-
-    sources = ["drums", "bass", "other", "vocals"]
-    samplerate = 44100
-    bands = {"bass": (0.0, 150.0), "other": (150.0, 1000.0), "vocals": (1000.0, 4000.0)}
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def separate(self, wave: np.ndarray, sr: int) -> dict[str, np.ndarray]:
-        self.calls += 1
-        spec = np.fft.rfft(wave.astype(np.float64), axis=-1)
-        freqs = np.fft.rfftfreq(wave.shape[-1], 1.0 / sr)
-        out, covered = {}, np.zeros(freqs.shape, bool)
-        for name, (lo, hi) in self.bands.items():
-            band = (freqs >= lo) & (freqs < hi)
-            covered |= band
-            out[name] = np.fft.irfft(spec * band, n=wave.shape[-1], axis=-1).astype(np.float32)
-        out["drums"] = np.fft.irfft(spec * ~covered, n=wave.shape[-1], axis=-1).astype(np.float32)
-        return {name: out[name] for name in self.sources}
+from tests.helpers import BandSplitSeparator, FixedStemsSeparator, random_stems, tones
 
 
 def band_ctx(variant: str, target: str | None = None, **params: dict) -> tuple:
     sep = BandSplitSeparator()
     ctx = build_context(variant, params or None, target=target, separator_factory=lambda: sep)
     return ctx, sep
-
-
-def tones(sr: int, freqs: list[float], duration_s: float = 2.0, channels: int = 2) -> np.ndarray:
-    t = np.arange(int(duration_s * sr)) / sr
-    mono = sum(0.15 * np.sin(2 * np.pi * f * t) for f in freqs)
-    return np.repeat(mono[None], channels, axis=0).astype(np.float32)
 
 
 def test_band_split_double_sums_to_input():
@@ -87,11 +56,25 @@ def test_demucs_dsp_applies_the_dsp_direct_chain_to_the_target_stem():
 def test_adaptive_separates_a_multi_stem_mix():
     sr = 44100
     ctx, sep = band_ctx("adaptive")
-    out = adaptive(tones(sr, [80.0, 440.0, 2000.0]), sr, ctx)
+    x = tones(sr, [80.0, 440.0, 2000.0])
+    out = adaptive(x, sr, ctx)
     assert ctx.decisions["separated"] is True
     assert ctx.decisions["active_stems"] == ["bass", "other", "vocals"]
     assert "3 stem(s)" in ctx.decisions["reason"]
-    assert out.shape == (2, 2 * sr) and np.isfinite(out).all()
+    chain = ctx.params_of("dsp_direct")
+    stems = BandSplitSeparator().separate(x, sr)
+    expected = np.sum([dsp_chain(s, sr, **chain) for s in stems.values()], axis=0)
+    np.testing.assert_allclose(out, expected, atol=1e-5)  # the chain per stem, remixed
+    assert sep.calls == 1
+
+
+def test_adaptive_min_active_is_a_param():
+    sr = 44100
+    x = tones(sr, [80.0, 440.0, 2000.0], duration_s=1.0)  # three active stems
+    for min_active, split in ((3, True), (4, False)):
+        ctx, _ = band_ctx("adaptive", adaptive={"min_active": min_active})
+        adaptive(x, sr, ctx)
+        assert ctx.decisions["separated"] is split, min_active
 
 
 def test_adaptive_restores_a_solo_instrument_directly():
@@ -146,13 +129,59 @@ def test_demucs_snmf_keeps_mono_mono_and_denoises_the_target_stem(rng):
     assert set(ctx.decisions) == {"preclean_clicks", "preclean_quant_step"}
 
 
-def test_separator_variants_with_tiny_htdemucs():
-    """The real separator (a random-init HTDemucs) through the same variants: shapes only."""
+def test_separate_checks_what_the_separator_returns():
+    x = np.zeros((2, 1000), np.float32)
+    ctx = build_context("demucs", separator_factory=lambda: FixedStemsSeparator({}))
+    with pytest.raises(VariantError, match="no stems"):
+        separate(x, 44100, ctx)
+    short = random_stems((2, 999))
+    ctx = build_context("demucs", separator_factory=lambda: FixedStemsSeparator(short))
+    with pytest.raises(VariantError) as err:
+        separate(x, 44100, ctx)
+    assert "\n" not in str(err.value) and "(2, 999)" in str(err.value)
+    stems = {k: v.astype(np.float64) for k, v in random_stems((2, 1000)).items()}
+    ctx = build_context("demucs", separator_factory=lambda: FixedStemsSeparator(stems))
+    out = separate(x, 44100, ctx)
+    assert all(s.dtype == np.float32 for s in out.values()) and list(out) == list(stems)
+
+
+def test_a_target_the_separator_lacks_is_a_clear_error():
+    stems = {k: v for k, v in random_stems((2, 1000)).items() if k != "vocals"}
+    ctx = build_context(
+        "demucs", target="Voc", separator_factory=lambda: FixedStemsSeparator(stems)
+    )
+    with pytest.raises(VariantError, match="'vocals'"):
+        demucs(np.zeros((2, 1000), np.float32), 44100, ctx)
+
+
+def test_variants_with_tiny_htdemucs_use_its_stems():
+    """The real separator (a random-init HTDemucs, deterministic without shifts) through the
+    variants: each returns what it should make of the separator's own stems."""
     separation = pytest.importorskip("musicrestore.separation")
     sep = separation.tiny_separator(seed=0)
     sr = 44100
     x = tones(sr, [110.0, 440.0], duration_s=1.0)
-    for fn, target in ((demucs_dsp, None), (adaptive, "Voc")):
-        ctx = build_context(fn.__name__, target=target, separator_factory=lambda: sep)
+    stems = sep.separate(x, sr)
+
+    def run(fn, target=None, **params):
+        ctx = build_context(
+            fn.__name__, params or None, target=target, separator_factory=lambda: sep
+        )
         out = fn(x, sr, ctx)
-        assert out.shape == x.shape and np.isfinite(out).all(), (fn.__name__, target)
+        assert out.shape == x.shape and out.dtype == np.float32, fn.__name__
+        return out, ctx
+
+    np.testing.assert_array_equal(run(demucs, "Voc")[0], stems["vocals"])
+    np.testing.assert_allclose(run(demucs)[0], sum(stems.values()), atol=1e-6)
+    out, ctx = run(demucs_dsp, "Bass")
+    np.testing.assert_allclose(
+        out, dsp_chain(stems["bass"], sr, **ctx.params_of("dsp_direct")), atol=1e-6
+    )
+    levels = stem_levels_db(x, stems)
+    for threshold, split in (
+        (min(levels.values()) - 1.0, True),
+        (max(levels.values()) + 1.0, False),
+    ):
+        _, ctx = run(adaptive, "Voc", adaptive={"threshold_db": threshold})
+        assert ctx.decisions["separated"] is split
+        assert ctx.decisions["active_stems"] == (sorted(stems) if split else [])
