@@ -1,4 +1,4 @@
-"""Stage fetch_rawstems: put a RawStems-layout dataset at --out (SPEC §2).
+"""Stage fetch_rawstems: put a RawStems-layout dataset at --out (docs/method.md#data).
 
 ``data.source``: ``embedded`` (default, rendered offline), ``hf`` (yongyizang/RawStems from the
 Hugging Face Hub, selected songs/groups only), ``local`` (link an existing copy).

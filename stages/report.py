@@ -1,4 +1,4 @@
-"""DVC stage: the comparison report over every evaluated variant and test set (SPEC §5).
+"""DVC stage: the comparison report over every evaluated variant and test set.
 
     python stages/report.py --params params.yaml --eval reports/eval --out reports \
         [--restored data/restored] [--testset msr_Voc=data/msr/Voc/test ...]
@@ -8,7 +8,8 @@ its ``summary.json`` (the ones dvc.yaml passed it), so dvc.yaml names them only 
 
 Reads the ``report`` section of params.yaml; writes ``metrics.json``, ``summary.md``,
 ``tables/``, ``plots/``, ``figures/`` and ``html/`` under ``--out`` and logs them to MLflow.
-The work is :func:`musicrestore.report.build_report`.
+The work is :func:`musicrestore.report.build_report`; what it reports is described in
+docs/method.md#report.
 """
 
 from __future__ import annotations
@@ -60,14 +61,16 @@ def main(argv: list[str] | None = None) -> None:
     config = report.ReportConfig(**(load_params(args.params, "report") or {}))
     with stage_run("report", {"report": vars(config), "testsets": testsets}) as run:
         doc = report.build_report(args.eval, args.out, args.restored, testsets, config)
-        run.log_metrics({k: v for k, v in doc.items() if k != "dataset_note"})
-        run.set_tags({"dataset_note": doc["dataset_note"][:5000]})
+        # the note is prose, so it is not in metrics.json; it heads summary.md and the page
+        note = report.dataset_note(report.dataset_flags(report.collect(args.eval), testsets))
+        run.log_metrics(doc)
+        run.set_tags({"dataset_note": note[:5000]})
         out = Path(args.out)
         for name in report.REPORT_OUTPUTS:
             run.log_artifact(
                 out / name, artifact_path="report" if (out / name).is_file() else f"report/{name}"
             )
-    print(doc["dataset_note"])
+    print(note)
     log.info("report written to %s (open %s)", args.out, Path(args.out) / "html" / "index.html")
 
 

@@ -1,4 +1,7 @@
-"""The embedded RawStems-layout stand-in (SPEC §2): layout, audio, determinism, balance."""
+"""The embedded RawStems-layout stand-in: layout, audio, determinism, balance.
+
+See docs/method.md#embedded.
+"""
 
 from __future__ import annotations
 
@@ -139,7 +142,7 @@ def test_drum_part_fits_meter_and_tempo() -> None:
         score = embedded.load_score(piece)
         spq = 60.0 / 100.0
         stem = embedded.StemPlan("Rhy", "DK", "drum_kit", None, "drums", texture="straight")
-        events = embedded._drum_events(stem, score.bars, spq, 4, rng)
+        events = embedded.drum_events(stem, score.bars, spq, 4, rng)
         full = [b for b in score.bars if b.phase_ql == 0 and b.length_ql == b.bar_ql]
         assert full and all(b.n_beats == n_beats for b in full)
         starts = np.array([b.start_ql for b in full])
@@ -159,7 +162,7 @@ def test_drum_part_fits_meter_and_tempo() -> None:
 @pytest.mark.parametrize("texture", ["strum", "arpeggio", "comp", "written", "pulse"])
 def test_pitched_textures_stay_in_range_and_on_the_grid(texture: str) -> None:
     score = embedded.load_score("bach/bwv66.6")
-    parts, bars = embedded._looped(score, 1)
+    parts, bars = embedded.looped(score, 1)
     spq = 0.5  # 120 BPM
     stem = embedded.StemPlan(
         "Gtr", "AG", "g", 25, "harmony", ("inner", "bass"), texture, velocity=90
@@ -167,7 +170,7 @@ def test_pitched_textures_stay_in_range_and_on_the_grid(texture: str) -> None:
     if texture == "pulse":
         stem = embedded.StemPlan("Bass", "Bass", "b", 33, "bass", ("bass",), texture, velocity=90)
     lo, hi = embedded.RANGES[stem.kind]
-    events = embedded._pitched_events(stem, parts, bars, spq, 3, np.random.default_rng(0))
+    events = embedded.pitched_events(stem, parts, bars, spq, 3, np.random.default_rng(0))
     keys = np.array([k for _, _, k, _ in events])
     onsets_ql = np.array([t for t, _, _, _ in events]) / spq
     assert len(events) > 20

@@ -1,166 +1,38 @@
-"""The embedded default dataset: a RawStems-layout stand-in rendered offline (SPEC §2).
+"""Song plans and note events: everything random about a song, drawn before any audio.
 
-RawStems (seed 004, §3) cannot be downloaded where the pipeline must run offline, so
-``dvc repro`` builds this instead: real compositions from the ``music21`` corpus (Bach
-chorales, Mozart and Haydn string quartets, Corelli) arranged for a
-band and rendered part by part with the General MIDI SoundFont ``TimGM6mb.sf2`` that ships
-with ``pretty_midi`` (sampled instruments, rendered in-process by ``tinysoundfont``).
-
-Each song is one piece with its own seeded arrangement: tempo (70-140 BPM), key
-(transposed up to ±5 semitones), which stem groups play, which GM program plays each stem,
-how it plays (as written, strummed, arpeggiated, block chords, pulsed bass), pan and level.
-The top part is the melody (a voice patch when the song has vocals), the lowest part is the
-bass line transposed into bass range, the inner parts are the harmony, and a drum kit part
-is *generated* to fit the piece's meter and tempo (kick/snare/hat patterns with seeded
-variation, fills at phrase ends, crashes after them). Every stem is one stereo FLAC::
-
-    <root>/<Composer>|<work>_<nn>/<Group>/<SubGroup>/<instrument>.flac   (44.1 kHz, 16 bit)
-    <root>/<Composer>|<work>_<nn>/Bass/<instrument>.flac                 (no sub-group)
-
-plus ``README.txt`` and ``dataset.json`` (seed, per-song instrumentation) at the root.
-
-This is a STAND-IN: it has RawStems' layout and taxonomy, not its sound. Sampled GM
-instruments are cleaner and more uniform than real recordings, the voices are choir
-patches that sing vowels, and no two stems bleed into each other. Results on it are a
-pipeline check, not a research result; every report must say so.
+:func:`plan_songs` draws each song's piece, tempo, key and stems (:class:`SongPlan`);
+:func:`load_score` reduces a music21 work to melody / inner / bass notes and its bar grid;
+:func:`pitched_events`, :func:`drum_events` and :func:`perc_events` turn a stem plan into
+note events in seconds, which :mod:`.render` plays through the SoundFont.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
-import os
-import sys
-import textwrap
-import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .audio import save_audio
-from .stage import StageError, output_dir
-from .taxonomy import GROUPS, TAXONOMY
-
-log = logging.getLogger(__name__)
-
-#: GM percussion channel (0-based 9 = MIDI channel 10) and the SF2 bank of drum kits.
-DRUM_CHANNEL = 9
-DRUM_BANK = 128
-#: The drum kit is no GM program: it is whatever plays on the percussion channel.
-DRUM_KIT = ("Rhy", "DK")
-
-# fmt: off
-#: General MIDI program (0-based) -> RawStems (group, sub-group); one table for all 128.
-#: Sub-group equals the group for groups without sub-groups (Synth, Bass, Misc), as in
-#: :func:`musicrestore.taxonomy.stem_from_relpath`. GM has no mellotron, so ``Kbs/MTR`` has
-#: no program; chromatic percussion, ethnic instruments and sound effects go to ``Misc``
-#: (never a restoration target) and percussive programs to ``Rhy/PERC``. A voice patch's
-#: sub-group here is its usual job; the arrangement decides (the melody is always LV).
-GM_MAP: dict[int, tuple[str, str]] = {
-    **{p: ("Kbs", "PN") for p in (0, 1, 2, 3, 6)},        # pianos, honky-tonk, harpsichord
-    **{p: ("Kbs", "EP") for p in (4, 5, 7)},              # electric pianos, clavinet
-    **{p: ("Misc", "Misc") for p in range(8, 16)},        # chromatic percussion
-    **{p: ("Kbs", "OR") for p in range(16, 21)},          # organs
-    **{p: ("Misc", "Misc") for p in range(21, 24)},       # accordion, harmonica, bandoneon
-    **{p: ("Gtr", "AG") for p in (24, 25)},               # nylon, steel string
-    **{p: ("Gtr", "EG") for p in range(26, 32)},          # jazz, clean, muted, overdrive...
-    **{p: ("Bass", "Bass") for p in range(32, 40)},       # acoustic, electric, synth basses
-    **{p: ("Orch", "STR") for p in range(40, 52)},        # solo strings, ensembles, harp
-    52: ("Voc", "GV"),                                    # choir aahs: a group of voices
-    53: ("Voc", "BV"),                                    # voice oohs: backing "oohs"
-    54: ("Voc", "LV"),                                    # synth voice: a solo line
-    **{p: ("Misc", "Misc") for p in (55,)},               # orchestra hit
-    **{p: ("Orch", "BR") for p in range(56, 64)},         # trumpets, trombone, horns, brass
-    **{p: ("Orch", "WW") for p in range(64, 80)},         # saxes, reeds, pipes
-    **{p: ("Synth", "Synth") for p in range(80, 104)},    # leads, pads, synth effects
-    **{p: ("Misc", "Misc") for p in range(104, 112)},     # sitar, banjo, koto, bagpipe...
-    **{p: ("Rhy", "PERC") for p in range(112, 120)},      # bells, agogo, taiko, toms...
-    **{p: ("Misc", "Misc") for p in range(120, 128)},     # sound effects
-}
-
-#: The programs the arranger actually picks, per stem kind: GM_MAP says where a program
-#: belongs; this says which ones sound right in each job (no guitar harmonics as a lead).
-PROGRAMS: dict[str, tuple[int, ...]] = {
-    "Voc_LV": (52, 53, 54), "Voc_BV": (53, 52), "Voc_GV": (52, 53),
-    "Gtr_AG": (24, 25), "Gtr_EG": (26, 27, 28, 29, 30),
-    "Kbs_PN": (0, 1, 2), "Kbs_EP": (4, 5), "Kbs_OR": (16, 17, 18, 19),
-    "Orch_STR": (48, 49, 44), "Orch_STR_lead": (40, 41), "Orch_BR": (56, 57, 60, 61),
-    "Orch_WW": (64, 65, 66, 68, 71, 73),
-    "Synth_lead": (80, 81, 82, 84, 85, 87), "Synth_pad": (88, 89, 90, 91, 92, 94, 95),
-    "Bass": (32, 33, 34, 35, 38, 39),
-}
-
-#: Comfortable MIDI pitch range per stem kind; a stem is moved by octaves into it.
-RANGES: dict[str, tuple[int, int]] = {
-    "Voc_LV": (57, 81), "Voc_BV": (50, 76), "Voc_GV": (50, 76),
-    "Gtr_AG": (40, 79), "Gtr_EG": (40, 84),
-    "Kbs_PN": (36, 88), "Kbs_EP": (40, 84), "Kbs_OR": (36, 84),
-    "Orch_STR": (36, 91), "Orch_BR": (40, 82), "Orch_WW": (55, 91),
-    "Synth": (45, 88), "Bass": (28, 55),
-}
-
-#: Voiced notes of harmony textures, per kind: a guitar has six strings.
-MAX_VOICES: dict[str, int] = {"Gtr": 6, "Kbs": 6}
-
-#: Stem level (RMS, dB) by job, before the song is normalised: a lead sits above the band.
-LEVEL_DB: dict[str, float] = {
-    "lead": -17.0, "voices": -23.0, "harmony": -22.0, "bass": -19.0, "drums": -18.0,
-    "perc": -26.0,
-}
-
-#: GM drum notes.
-KICK, SNARE, HAT, OPEN_HAT, CRASH, RIDE = 36, 38, 42, 46, 49, 51
-TOMS = (50, 48, 47, 45, 43, 41)  # high to low
-# fmt: on
-
-#: Slots a song draws its stems from; the guitars are separate slots because ``Gtr_AG`` and
-#: ``Gtr_EG`` are restoration targets of their own and each needs songs to train on.
-SLOTS: tuple[str, ...] = ("Voc", "Rhy", "Gtr_AG", "Gtr_EG", "Kbs", "Orch", "Synth", "Bass")
-#: Slots per song (inclusive); a second voice or percussion stem can add one more file,
-#: never past MAX_STEMS.
-SLOTS_PER_SONG = (4, 6)
-MAX_STEMS = 7
-#: Hand-percussion kits of ``Rhy/PERC`` stems.
-PERC_KITS = ("tambourine", "shaker", "congas", "clave")
-
-
-@dataclass(frozen=True)
-class Piece:
-    """A work of the music21 corpus: ``corpus`` is its corpus path, ``work`` a short id."""
-
-    corpus: str
-    artist: str
-    work: str
-
-
-def _chorales(bwv_numbers: str) -> tuple[Piece, ...]:
-    return tuple(Piece(f"bach/bwv{b}", "Bach", f"bwv{b}") for b in bwv_numbers.split())
-
-
-#: The pool songs are drawn from: pieces that parse in about a second or less, have three
-#: to five parts, a clear top line and every part playing from the start. Chorales dominate
-#: (homophonic, like a song); quartets bring 3/4, 3/8, 6/8, 2/4 and busier lines.
-#: (Madrigals were tried: their imitative entries leave the bass silent for a minute.)
-PIECES: tuple[Piece, ...] = (
-    *_chorales(
-        "66.6 1.6 111.6 127.5 14.5 151.5 158.4 169.7 178.7 188.6 197.7-a 229.2 244.37 245.17 "
-        "248.46-5 259 267 269 275 283 291 3.6 307 315 323 331 340 349 358 365 373 381 39.7 "
-        "398 403 411 42.7 428 436 5.7 64.2 88.7 96.6"
-    ),
-    Piece("mozart/k80/movement1", "Mozart", "k80-1"),
-    Piece("mozart/k80/movement3", "Mozart", "k80-3"),
-    Piece("mozart/k156/movement1", "Mozart", "k156-1"),
-    Piece("mozart/k155/movement2", "Mozart", "k155-2"),
-    Piece("haydn/opus1no1/movement1", "Haydn", "op1no1-1"),
-    Piece("haydn/opus1no1/movement3", "Haydn", "op1no1-3"),
-    Piece("mozart/k156/movement2", "Mozart", "k156-2"),
-    Piece("mozart/k458/movement3", "Mozart", "k458-3"),
-    Piece("haydn/opus1no1/movement5", "Haydn", "op1no1-5"),
-    Piece("corelli/opus3no1/1grave", "Corelli", "op3no1-1"),
+from .catalogue import (
+    CRASH,
+    HAT,
+    KICK,
+    LEVEL_DB,
+    MAX_STEMS,
+    MAX_VOICES,
+    OPEN_HAT,
+    PERC_KITS,
+    PIECES,
+    PROGRAM_NAMES,
+    PROGRAMS,
+    RANGES,
+    RIDE,
+    SLOTS,
+    SLOTS_PER_SONG,
+    SNARE,
+    TOMS,
+    Piece,
 )
 
 
@@ -367,35 +239,6 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
-#: GM instrument names (the standard list), for file names and the README.
-# fmt: off
-PROGRAM_NAMES: tuple[str, ...] = (
-    "Acoustic Grand Piano", "Bright Acoustic Piano", "Electric Grand Piano", "Honky-tonk Piano",
-    "Electric Piano 1", "Electric Piano 2", "Harpsichord", "Clavinet", "Celesta", "Glockenspiel",
-    "Music Box", "Vibraphone", "Marimba", "Xylophone", "Tubular Bells", "Dulcimer",
-    "Drawbar Organ", "Percussive Organ", "Rock Organ", "Church Organ", "Reed Organ", "Accordion",
-    "Harmonica", "Tango Accordion", "Nylon Guitar", "Steel Guitar", "Jazz Guitar", "Clean Guitar",
-    "Muted Guitar", "Overdriven Guitar", "Distortion Guitar", "Guitar Harmonics", "Acoustic Bass",
-    "Finger Bass", "Pick Bass", "Fretless Bass", "Slap Bass 1", "Slap Bass 2", "Synth Bass 1",
-    "Synth Bass 2", "Violin", "Viola", "Cello", "Contrabass", "Tremolo Strings",
-    "Pizzicato Strings", "Orchestral Harp", "Timpani", "String Ensemble 1", "String Ensemble 2",
-    "Synth Strings 1", "Synth Strings 2", "Choir Aahs", "Voice Oohs", "Synth Voice",
-    "Orchestra Hit", "Trumpet", "Trombone", "Tuba", "Muted Trumpet", "French Horn",
-    "Brass Section", "Synth Brass 1", "Synth Brass 2", "Soprano Sax", "Alto Sax", "Tenor Sax",
-    "Baritone Sax", "Oboe", "English Horn", "Bassoon", "Clarinet", "Piccolo", "Flute", "Recorder",
-    "Pan Flute", "Blown Bottle", "Shakuhachi", "Whistle", "Ocarina", "Square Lead",
-    "Sawtooth Lead", "Calliope Lead", "Chiff Lead", "Charang Lead", "Voice Lead", "Fifths Lead",
-    "Bass and Lead", "New Age Pad", "Warm Pad", "Polysynth Pad", "Choir Pad", "Bowed Pad",
-    "Metallic Pad", "Halo Pad", "Sweep Pad", "Rain", "Soundtrack", "Crystal", "Atmosphere",
-    "Brightness", "Goblins", "Echoes", "Sci-fi", "Sitar", "Banjo", "Shamisen", "Koto", "Kalimba",
-    "Bagpipe", "Fiddle", "Shanai", "Tinkle Bell", "Agogo", "Steel Drums", "Woodblock",
-    "Taiko Drum", "Melodic Tom", "Synth Drum", "Reverse Cymbal", "Guitar Fret Noise",
-    "Breath Noise", "Seashore", "Bird Tweet", "Telephone Ring", "Helicopter", "Applause",
-    "Gunshot",
-)
-# fmt: on
-
-
 # ---------------------------------------------------------------------------- the score
 
 
@@ -484,7 +327,7 @@ def _part_notes(part: Any) -> list[tuple[float, float, int]]:
 Event = tuple[float, float, int, int]
 
 
-def _looped(
+def looped(
     score: Score, n_loops: int
 ) -> tuple[dict[str, list[tuple[float, float, int]]], list[Bar]]:
     """The piece repeated ``n_loops`` times: parts and bars shifted by its length."""
@@ -520,7 +363,7 @@ def _fold(pitch: int, lo: int, hi: int) -> int:
     return pitch
 
 
-def _pitched_events(
+def pitched_events(
     stem: StemPlan,
     parts: dict[str, list[tuple[float, float, int]]],
     bars: list[Bar],
@@ -625,7 +468,7 @@ def _strum_pattern(rng: np.random.Generator) -> str:
     return ("DDUUDU..", "D.DUDUDU", "D.D.DUDU", "DUDUDUDU", "D..UD.DU")[int(rng.integers(5))]
 
 
-def _drum_events(
+def drum_events(
     stem: StemPlan, bars: list[Bar], spq: float, fill_every: int, rng: np.random.Generator
 ) -> list[Event]:
     """A drum kit part generated for the piece's meter and tempo.
@@ -702,7 +545,7 @@ def _drum_events(
     return events
 
 
-def _perc_events(
+def perc_events(
     stem: StemPlan, bars: list[Bar], spq: float, rng: np.random.Generator
 ) -> list[Event]:
     """Hand percussion on the bar grid: tambourine, shaker, congas or clave and cowbell."""
@@ -737,345 +580,3 @@ def _perc_events(
             if pos * beat < bar.length_ql - 1e-6:
                 hit(bar.start_ql + pos * beat, key, vel)
     return events
-
-
-# ---------------------------------------------------------------------------- rendering
-
-
-def soundfont_path() -> Path:
-    """``TimGM6mb.sf2``, the General MIDI SoundFont bundled with ``pretty_midi``."""
-    import pretty_midi
-
-    path = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: pretty_midi's TimGM6mb.sf2 is missing; reinstall pretty_midi"
-        )
-    return path
-
-
-def render_events(
-    events: list[Event],
-    program: int | None,
-    n_samples: int,
-    sr: int,
-    soundfont: str | os.PathLike[str],
-) -> np.ndarray:
-    """Render note events with one SoundFont program; ``program=None`` is the drum kit.
-
-    Returns:
-        ``(2, n_samples)`` float32, the synth's stereo output (no effects).
-    """
-    import tinysoundfont
-
-    synth = tinysoundfont.Synth(samplerate=sr)
-    sfid = synth.sfload(str(soundfont))
-    drums = program is None
-    chan = DRUM_CHANNEL if drums else 0
-    synth.program_select(
-        chan, sfid, DRUM_BANK if drums else 0, 0 if drums else program, is_drums=drums
-    )
-    # (sample, order, note id, key, velocity): note-offs sort before note-ons at the same
-    # sample. A key struck again while it still sounds (overlapping strums, doubled parts)
-    # is released and re-struck, and the older note's late note-off is dropped so it cannot
-    # cut the new one short, as on a MIDI keyboard.
-    timeline = []
-    for i, (t, d, key, vel) in enumerate(events):
-        start = int(round(t * sr))
-        timeline.append((start, 1, i, key, vel))
-        timeline.append((start + max(1, int(round(d * sr))), 0, i, key, 0))
-    timeline.sort()
-    buf = np.zeros(2 * n_samples, np.float32)
-    view = memoryview(buf).cast("B")  # type: ignore[arg-type]
-    sounding: dict[int, int] = {}  # key -> id of the note that holds it
-    pos = 0
-    for sample, is_on, note_id, key, vel in timeline:
-        if sample >= n_samples:
-            break
-        if sample > pos:
-            synth.generate_simple(sample - pos, buffer=view[8 * pos : 8 * sample])
-            pos = sample
-        if is_on:
-            if key in sounding:
-                synth.noteoff(chan, key)
-            synth.noteon(chan, key, vel)
-            sounding[key] = note_id
-        elif sounding.get(key) == note_id:
-            synth.noteoff(chan, key)
-            del sounding[key]
-    if pos < n_samples:
-        synth.generate_simple(n_samples - pos, buffer=view[8 * pos :])
-    return buf.reshape(n_samples, 2).T.copy()
-
-
-def pan_gains(pan: float) -> tuple[float, float]:
-    """Constant-power pan of a stereo render: unity at centre, ``gL² + gR² = 2`` everywhere."""
-    theta = (float(np.clip(pan, -1.0, 1.0)) + 1.0) * math.pi / 4.0
-    return math.sqrt(2.0) * math.cos(theta), math.sqrt(2.0) * math.sin(theta)
-
-
-def render_song(
-    plan: SongPlan, root: str | os.PathLike[str], duration_s: float, sr: int
-) -> dict[str, Any]:
-    """Render one planned song's stems into ``root/<song>/...`` and return its record."""
-    t_start = time.perf_counter()
-    rng = np.random.default_rng(plan.seed)
-    score = load_score(plan.piece.corpus)
-    parse_s = time.perf_counter() - t_start
-    spq = 60.0 / plan.bpm  # seconds per quarter note
-    n_samples = int(round(duration_s * sr))
-    n_loops = max(1, math.ceil((duration_s + 1.0) / (score.total_ql * spq)))
-    parts, bars = _looped(score, n_loops)
-    sf2 = soundfont_path()
-
-    waves = []
-    played: dict[str, list[str]] = {}
-    for stem in plan.stems:  # fixed order, one generator: same seed, same notes
-        if stem.role == "drums":
-            events = _drum_events(stem, bars, spq, plan.fill_every, rng)
-        elif stem.role == "perc":
-            events = _perc_events(stem, bars, spq, rng)
-        else:
-            events = _pitched_events(stem, parts, bars, spq, plan.transpose, rng)
-        wave = render_events(events, stem.program, n_samples, sr, sf2)
-        rms = float(np.sqrt(np.mean(wave.astype(np.float64) ** 2)))
-        if rms < 1e-6 and stem.program is not None:
-            # Its parts rest through this short excerpt: play the whole score instead, so
-            # no stem file is silence.
-            stem = replace(stem, parts=("melody", "inner", "bass"))
-            events = _pitched_events(stem, parts, bars, spq, plan.transpose, rng)
-            wave = render_events(events, stem.program, n_samples, sr, sf2)
-            rms = float(np.sqrt(np.mean(wave.astype(np.float64) ** 2)))
-        if rms < 1e-6:
-            raise RuntimeError(f"{plan.name}: stem {stem.relpath} rendered silent")
-        played[stem.relpath] = list(stem.parts)
-        g_l, g_r = pan_gains(stem.pan)
-        wave *= np.array([[g_l], [g_r]], np.float32) * np.float32(10 ** (stem.level_db / 20) / rms)
-        waves.append(wave)
-
-    # One gain for the whole song: the mix peaks at plan.peak_dbfs, relative levels stay.
-    fade = np.ones(n_samples, np.float32)
-    n_fade = min(int(1.0 * sr), n_samples // 4)
-    fade[n_samples - n_fade :] = np.linspace(1.0, 0.0, n_fade, dtype=np.float32) ** 2
-    mix = np.sum(waves, axis=0) * fade
-    peak = max(float(np.abs(mix).max()), max(float(np.abs(w).max()) for w in waves))
-    gain = np.float32(10 ** (plan.peak_dbfs / 20) / peak)
-    song_dir = Path(root) / plan.name
-    for stem, wave in zip(plan.stems, waves, strict=True):
-        # 16-bit like most multitrack sessions: half the disk of 24-bit, far below the SoundFont's noise
-        save_audio(song_dir / stem.relpath, wave * fade * gain, sr, subtype="PCM_16")
-    return {
-        "song": plan.name,
-        "parse_s": round(parse_s, 3),
-        "render_s": round(time.perf_counter() - t_start, 3),
-        "time_signature": score.time_signature,
-        "loops": n_loops,
-        "parts": played,
-    }
-
-
-def _render_job(args: tuple[SongPlan, str, float, int]) -> dict[str, Any]:
-    return render_song(*args)
-
-
-# ---------------------------------------------------------------------------- building
-
-
-def build_embedded(
-    out_root: str | os.PathLike[str],
-    n_songs: int = 24,
-    duration_s: float = 30.0,
-    sr: int = 44100,
-    seed: int = 0,
-    workers: int | None = None,
-    progress: bool = True,
-    bpm_range: tuple[float, float] = (70.0, 140.0),
-    max_transpose: int = 5,
-) -> dict[str, Any]:
-    """Render the embedded RawStems-layout stand-in into ``out_root`` (atomically).
-
-    Args:
-        out_root: dataset folder; replaced only when the build succeeds.
-        n_songs: songs to render (24 gives every target group 12+ songs).
-        duration_s: length of every stem (all stems of a song are equally long).
-        sr: sample rate in Hz (RawStems is used at 44.1 kHz).
-        seed: the same seed renders byte-identical FLACs.
-        workers: processes (default: CPU count); 1 renders in this process.
-        progress: show a progress bar and print the build time.
-        bpm_range: tempo range in quarter notes per minute.
-        max_transpose: songs are transposed by up to this many semitones either way.
-
-    Returns:
-        Stats: ``songs``, ``stems``, ``groups`` and ``targets`` (songs each appears in),
-        ``hours`` (song audio) and ``stem_hours``, ``build_s``, ``parse_s`` (total).
-    """
-    from tqdm import tqdm
-
-    _check_config(n_songs, duration_s, sr, bpm_range, max_transpose)
-    t0 = time.perf_counter()
-    plans = plan_songs(n_songs, seed, bpm_range=bpm_range, max_transpose=max_transpose)
-    workers = max(1, min(workers or len(os.sched_getaffinity(0)), n_songs))
-    with output_dir(out_root) as tmp:
-        jobs = [(p, str(tmp), float(duration_s), int(sr)) for p in plans]
-        bar = tqdm(total=n_songs, desc="embedded songs", unit="song", disable=not progress)
-        records = []
-        if workers == 1:
-            for job in jobs:
-                records.append(_render_job(job))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for rec in pool.map(_render_job, jobs):
-                    records.append(rec)
-                    bar.update()
-        bar.close()
-        stats = _stats(plans, duration_s)
-        meta = _description(plans, records, stats, seed=seed, duration_s=duration_s, sr=sr)
-        (tmp / "dataset.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        (tmp / "README.txt").write_text(_readme(meta))
-    stats["build_s"] = round(time.perf_counter() - t0, 2)
-    stats["parse_s"] = round(sum(r["parse_s"] for r in records), 2)
-    if progress:
-        print(
-            f"embedded: {stats['songs']} songs, {stats['stems']} stems, "
-            f"{stats['hours']:.2f} h in {stats['build_s']:.1f} s "
-            f"(score parsing {stats['parse_s']:.1f} s) -> {out_root}",
-            file=sys.stderr,
-        )
-    return stats
-
-
-def _check_config(
-    n_songs: int,
-    duration_s: float,
-    sr: int,
-    bpm_range: tuple[float, float],
-    max_transpose: int,
-) -> None:
-    """Bad ``data.embedded`` values fail before any work, with one line naming the key."""
-    problems = []
-    if int(n_songs) < 1:
-        problems.append(f"n_songs must be >= 1 (got {n_songs})")
-    if not float(duration_s) >= 1.0:
-        problems.append(f"duration_s must be >= 1 s (got {duration_s})")
-    if not 8000 <= int(sr) <= 192000:
-        problems.append(f"sr must be 8000..192000 Hz (got {sr})")
-    lo, hi = (float(x) for x in bpm_range)
-    if not 20.0 <= lo <= hi <= 300.0:
-        problems.append(f"bpm_range must be [lo, hi] within 20..300 (got {list(bpm_range)})")
-    if not 0 <= int(max_transpose) <= 12:
-        problems.append(f"max_transpose must be 0..12 semitones (got {max_transpose})")
-    if problems:
-        raise StageError("embedded dataset: " + "; ".join(problems))
-
-
-def _stats(plans: list[SongPlan], duration_s: float) -> dict[str, Any]:
-    groups: dict[str, int] = {}
-    targets: dict[str, int] = {}
-    for plan in plans:
-        for g in sorted({s.group for s in plan.stems}):
-            groups[g] = groups.get(g, 0) + 1
-        for t in sorted(
-            {s.group for s in plan.stems} | {s.kind for s in plan.stems if s.group == "Gtr"}
-        ):
-            targets[t] = targets.get(t, 0) + 1
-    n_stems = sum(len(p.stems) for p in plans)
-    return {
-        "songs": len(plans),
-        "stems": n_stems,
-        "groups": {g: groups[g] for g in GROUPS if g in groups},
-        "targets": dict(sorted(targets.items())),
-        "hours": round(len(plans) * duration_s / 3600, 4),
-        "stem_hours": round(n_stems * duration_s / 3600, 4),
-    }
-
-
-def _description(
-    plans: list[SongPlan], records: list[dict[str, Any]], stats: dict[str, Any], **config: Any
-) -> dict[str, Any]:
-    """``dataset.json``: deterministic (no timings), so a rebuild with one seed hashes equal."""
-    import music21
-
-    rec = {r["song"]: r for r in records}
-    return {
-        "name": "musicrestore embedded RawStems stand-in",
-        "stand_in": True,
-        "note": "Synthetic STAND-IN for RawStems: music21 corpus scores rendered per part with "
-        "the TimGM6mb General MIDI SoundFont. Not real recordings.",
-        "layout": "<Artist>|<Song>/<Group>/<SubGroup>/<stem>.flac (seed 004 RawStems layout)",
-        "soundfont": "TimGM6mb.sf2 (bundled with pretty_midi)",
-        "renderer": "tinysoundfont",
-        "music21_version": music21.__version__,
-        "taxonomy": {g: list(s) for g, s in TAXONOMY.items()},
-        **config,
-        **stats,
-        "songs": [
-            {
-                "song": p.name,
-                "composer": p.piece.artist,
-                "corpus_path": p.piece.corpus,
-                "seed": p.seed,
-                "bpm": p.bpm,
-                "transpose": p.transpose,
-                "time_signature": rec[p.name]["time_signature"],
-                "loops": rec[p.name]["loops"],
-                "stems": [
-                    {
-                        "path": f"{p.name}/{s.relpath}",
-                        "group": s.group,
-                        "subgroup": s.subgroup,
-                        "program": s.program,
-                        "instrument": _instrument(s),
-                        "role": s.role,
-                        "parts": rec[p.name]["parts"][s.relpath],
-                        "texture": s.texture,
-                        "pan": s.pan,
-                        "level_db": s.level_db,
-                    }
-                    for s in p.stems
-                ],
-            }
-            for p in plans
-        ],
-        "n_songs": stats["songs"],
-    }
-
-
-def _instrument(stem: StemPlan) -> str:
-    if stem.program is not None:
-        return PROGRAM_NAMES[stem.program]
-    return "GM standard drum kit" if stem.role == "drums" else f"GM percussion ({stem.texture})"
-
-
-def _readme(meta: dict[str, Any]) -> str:
-    lines = [
-        "musicrestore embedded dataset: a synthetic STAND-IN for RawStems",
-        "=" * 64,
-        "",
-        *textwrap.wrap(
-            "This folder has the RawStems layout and taxonomy (Zang et al., Music Source "
-            "Restoration, seed 004) but NOT its audio. Every song is a real composition from "
-            f"the music21 corpus (music21 {meta['music21_version']}), arranged for a band and "
-            "rendered part by part with the TimGM6mb General MIDI SoundFont (bundled with "
-            "pretty_midi) by tinysoundfont. Drum parts are generated to fit each piece's meter "
-            "and tempo. Voices are choir patches, not singers. Results on this data check the "
-            "pipeline; they are not research results. Say so in every report that uses it.",
-            width=88,
-        ),
-        "",
-        f"seed {meta['seed']}, {meta['n_songs']} songs x {meta['duration_s']} s, "
-        f"{meta['sr']} Hz stereo FLAC (16 bit), {meta['stems']} stems",
-        "songs per group: " + ", ".join(f"{g} {n}" for g, n in meta["groups"].items()),
-        "",
-        "Per-song instrumentation (dataset.json has pans, levels and parts):",
-    ]
-    for song in meta["songs"]:
-        lines.append(
-            f"  {song['song']}  ({song['corpus_path']}, {song['bpm']:.0f} BPM, "
-            f"{song['time_signature']}, transpose {song['transpose']:+d})"
-        )
-        for s in song["stems"]:
-            lines.append(
-                f"      {s['path'].split('/', 1)[1]:<34} {s['instrument']} ({s['role']}, {s['texture']})"
-            )
-    return "\n".join(lines) + "\n"
