@@ -1,7 +1,8 @@
 """Stage build_msr: the degraded MSR test and train sets of one target (seed 004 §4.2).
 
-Writes ``--out/test`` and ``--out/train`` (dataset folders: ``{id}_mixture.flac``,
-``{id}_target.flac``, ``manifest.jsonl``) and ``--out/stats.json``. Params: the ``msr``
+Writes ``--out-test`` and ``--out-train`` (dataset folders: ``{id}_mixture.flac``,
+``{id}_target.flac``, ``manifest.jsonl``, ``stats.json``), two DVC outputs so that the
+restore and evaluate stages depend on the test sets alone. Params: the ``msr``
 section (keys = :func:`musicrestore.degrade.build.build_msr` arguments; ``degrade`` = the
 chain config; ``targets`` is read by ``dvc.yaml`` only), ``seed`` when ``msr.seed`` is unset.
 """
@@ -24,7 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rawstems", required=True, help="RawStems-layout folder")
     parser.add_argument("--splits", required=True, help="folder of {Target}_{train,test}.txt")
     parser.add_argument("--target", required=True, help="Voc, Rhy, ..., Gtr_AG, Gtr_EG")
-    parser.add_argument("--out", required=True, help="output folder, replaced atomically")
+    parser.add_argument("--out-test", required=True, help="test set folder, replaced atomically")
+    parser.add_argument("--out-train", required=True, help="training set folder, likewise")
     args = parser.parse_args(argv)
     params = load_params(args.params)
     kwargs = {k: v for k, v in load_params(args.params, "msr").items() if k != "targets"}
@@ -32,14 +34,16 @@ def main(argv: list[str] | None = None) -> None:
     cfg = kwargs.pop("degrade", None)
     check_params(build_msr, kwargs, f"{args.params}: msr")
     logged = {**kwargs, "target": args.target, "degrade": msr_config(cfg)}  # with the defaults
-    with tracking.stage_run(f"build_msr_{args.target}", logged) as run:
-        with output_dir(args.out) as tmp:
-            stats = build_msr(args.rawstems, args.splits, args.target, tmp, cfg=cfg, **kwargs)
+    with tracking.stage_run(f"build_msr@{args.target}", logged) as run:
+        with output_dir(args.out_test) as test, output_dir(args.out_train) as train:
+            folders = {"test": test, "train": train}
+            stats = build_msr(args.rawstems, args.splits, args.target, folders, cfg=cfg, **kwargs)
         run.log_metrics({k: v for k, v in stats.items() if k in ("test", "train", "build_time_s")})
-        run.log_artifact(Path(args.out) / "stats.json")
+        run.log_artifact(Path(args.out_test) / "stats.json", artifact_path="test")
+        run.log_artifact(Path(args.out_train) / "stats.json", artifact_path="train")
     print(
         f"build_msr {args.target}: {stats['test']['examples']} test + {stats['train']['examples']}"
-        f" train examples in {stats['build_time_s']:.1f} s -> {args.out}"
+        f" train examples in {stats['build_time_s']:.1f} s -> {args.out_test}, {args.out_train}"
     )
 
 

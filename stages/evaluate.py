@@ -1,20 +1,25 @@
-"""DVC stage: score one restoration variant on one test set (SPEC §5).
+"""DVC stage ``evaluate@<variant>``: score one variant on every test set it was restored on.
 
-    python stages/evaluate.py --params params.yaml \
-        --testset data/msr/Voc/test --testset-name msr_Voc \
-        --restored data/restored/identity/msr_Voc --variant identity \
-        --out reports/eval/identity/msr_Voc
+    python stages/evaluate.py --params params.yaml --variant identity \
+        --testset musicgen_like=data/musicgen_like/test --msr-test data/msr/test \
+        --restored data/restored/identity --out reports/eval/identity
 
-Reads the ``evaluate`` section of params.yaml; writes ``clips.csv`` and ``summary.json``
-into ``--out`` atomically. The work is :func:`musicrestore.evaluate.evaluate`.
+Reads the ``evaluate`` section and ``msr.targets``; for each test set writes
+``<out>/<testset>/clips.csv`` and ``summary.json`` (atomically, byte-identical on a re-run).
+All test sets are scored in one pool of ``evaluate.workers`` processes. The work is
+:func:`musicrestore.evaluate.evaluate`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+from pathlib import Path
 
 from musicrestore import evaluate as ev
+from musicrestore import testsets as ts
 from musicrestore.stage import load_params, main_guard, output_dir
 from musicrestore.tracking import stage_run
 
@@ -23,14 +28,11 @@ log = logging.getLogger("evaluate")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="params file (section 'evaluate')")
-    parser.add_argument("--testset", required=True, help="test set folder with manifest.jsonl")
-    parser.add_argument("--testset-name", required=True, help="name of the test set in reports")
-    parser.add_argument(
-        "--restored", required=True, help="the variant's restored folder for this test set"
-    )
+    parser.add_argument("--params", default="params.yaml", help="params file")
     parser.add_argument("--variant", required=True, help="name of the restoration variant")
-    parser.add_argument("--out", required=True, help="output folder (clips.csv, summary.json)")
+    ts.add_arguments(parser)
+    parser.add_argument("--restored", required=True, help="the variant's <testset>/ folders")
+    parser.add_argument("--out", required=True, help="output folder (<testset>/summary.json)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
 
@@ -38,26 +40,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @main_guard
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    config = ev.EvalConfig(**(load_params(args.params, "evaluate") or {}))
-    params = {"evaluate": vars(config), "variant": args.variant, "testset": args.testset_name}
-    with stage_run(f"evaluate:{args.variant}:{args.testset_name}", params) as run:
-        with output_dir(args.out) as tmp:
-            summary = ev.evaluate(
-                args.testset,
-                args.restored,
-                tmp,
-                variant=args.variant,
-                testset=args.testset_name,
-                config=config,
-                progress=not args.no_progress,
-            )
-        run.set_tags({"variant": args.variant, "testset": args.testset_name})
-        run.log_metrics(ev.headline(summary))
+    params = load_params(args.params)
+    config = ev.EvalConfig(**(params.get("evaluate") or {}))
+    targets = (params.get("msr") or {}).get("targets") if args.msr_test else None
+    sets = ts.resolve(args.testset, args.msr_test, targets)
+    logged = {"evaluate": vars(config), "variant": args.variant, "testsets": sorted(sets)}
+    workers = config.workers or os.cpu_count() or 1
+    shown = ("si_sdr", "mel_ssim", "p25_level_db")
+    with stage_run(f"evaluate@{args.variant}", logged) as run:
+        with (
+            output_dir(args.out) as tmp,
+            ev.scoring_pool(workers) if workers > 1 else contextlib.nullcontext() as pool,
+        ):
+            for name, folder in sets.items():
+                summary = ev.evaluate(
+                    folder,
+                    Path(args.restored) / name,
+                    tmp / name,
+                    variant=args.variant,
+                    testset=name,
+                    config=config,
+                    progress=not args.no_progress,
+                    executor=pool,
+                )
+                means = ev.headline(summary)
+                run.log_metrics({f"{name}.{k}": v for k, v in means.items()})
+                log.info(
+                    "%s on %s: %d segments; %s",
+                    args.variant,
+                    name,
+                    summary["n_segments"],
+                    ", ".join(f"{k}={v:.3g}" for k, v in means.items() if k in shown),
+                )
+        run.set_tags({"variant": args.variant})
         run.log_artifact(args.out, artifact_path="eval")
-    shown = ", ".join(f"{k}={v:.3g}" for k, v in ev.headline(summary).items())
-    log.info(
-        "%s on %s: %d segments; %s", args.variant, args.testset_name, summary["n_segments"], shown
-    )
 
 
 if __name__ == "__main__":

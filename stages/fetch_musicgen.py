@@ -1,4 +1,4 @@
-"""Stage fetch_musicgen: the T3 set of MusicGen samples at --out (SPEC §2).
+"""Stage fetch_musicgen: the T3 set of MusicGen samples at --out (docs/method.md#musicgen-samples).
 
     python stages/fetch_musicgen.py --params params.yaml \
         --rawstems data/rawstems --splits data/splits --out data/musicgen

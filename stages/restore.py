@@ -1,20 +1,27 @@
-"""DVC stage: run one restoration variant on one test set (SPEC §4).
+"""DVC stage ``restore@<variant>``: one restoration variant on every test set it applies to.
 
     python stages/restore.py --params params.yaml --variant demucs_dsp \
-        --testset data/msr/Voc/test --testset-name msr_Voc \
-        --separator-dir models/separator --out data/restored/demucs_dsp/msr_Voc
+        --testset musicgen_like=data/musicgen_like/test --testset musicgen=data/musicgen \
+        --msr-test data/msr/test --separator-dir models/separator \
+        --out data/restored/demucs_dsp --timing reports/timing/demucs_dsp.json
 
-Reads ``variants.<key>`` for every key the variant reads (its own and those in ``uses``)
-and the ``restore`` section; writes ``{id}.wav`` per example and ``timing.json`` into
-``--out`` atomically. The work is :func:`musicrestore.restore.restore_dataset`.
+Reads ``variants.<key>`` for every key the variant reads (its own and those in ``uses``),
+the ``restore`` section and ``msr.targets``; writes ``<out>/<testset>/{id}.wav`` and
+``decisions.json`` atomically (byte-identical on a re-run) and the wall-clock timings to
+``--timing`` (an uncached DVC metric) and MLflow. The work is
+:func:`musicrestore.restore.restore_dataset`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+from pathlib import Path
 
 from musicrestore import restore as rs
+from musicrestore import testsets as ts
+from musicrestore.audio import atomic_path
 from musicrestore.stage import load_params, main_guard, output_dir
 from musicrestore.tracking import stage_run
 from musicrestore.variants import build_context, get_variant
@@ -26,13 +33,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="params file")
     parser.add_argument("--variant", required=True, help="registered variant name")
-    parser.add_argument("--testset", required=True, help="test set folder with manifest.jsonl")
-    parser.add_argument("--testset-name", required=True, help="name of the test set in reports")
+    ts.add_arguments(parser)
     parser.add_argument("--separator-dir", help="separator repo folder (variants that separate)")
     parser.add_argument("--models-dir", help="checkpoint folder (learned variants)")
-    parser.add_argument("--out", required=True, help="output folder ({id}.wav, timing.json)")
+    parser.add_argument("--out", required=True, help="output folder (<testset>/{id}.wav)")
+    parser.add_argument("--timing", help="uncached timing metrics file (JSON)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
+
+
+def timing_metrics(per_set: dict[str, dict], tasks: dict[str, str]) -> dict[str, float]:
+    """Real-time factors: overall and per task (compute seconds / audio seconds)."""
+    out: dict[str, float] = {}
+    for label, names in [("rtf", list(per_set))] + [
+        (f"rtf_{task.lower()}", [n for n in per_set if tasks[n] == task])
+        for task in sorted(set(tasks.values()))
+    ]:
+        audio = sum(per_set[n]["audio_s"] for n in names)
+        compute = sum(per_set[n]["compute_s"] for n in names)
+        if audio > 0:
+            out[label] = round(compute / audio, 4)
+    return out
 
 
 @main_guard
@@ -40,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     variant = get_variant(args.variant)
     params = load_params(args.params)
+    targets = (params.get("msr") or {}).get("targets") if args.msr_test else None
+    sets = ts.resolve(args.testset, args.msr_test, targets)
     settings = rs.restore_settings(params.get("restore"))
     factory = None
     if variant.needs_separator:
@@ -57,34 +80,41 @@ def main(argv: list[str] | None = None) -> None:
     )
     logged = {
         "variant": variant.name,
-        "testset": args.testset_name,
+        "testsets": sorted(sets),
         "variants": {variant.params_key: ctx.params, **ctx.shared},
         "restore": settings,
     }
-    with stage_run(f"restore:{variant.name}:{args.testset_name}", logged) as run:
+    chunking = {k: settings[k] for k in ("chunk_s", "overlap_s", "context_s")}
+    per_set: dict[str, dict] = {}
+    tasks: dict[str, str] = {}
+    with stage_run(f"restore@{variant.name}", logged) as run:
+        setup_s = rs.warm_up(variant, ctx)
         with output_dir(args.out) as tmp:
-            timing = rs.restore_dataset(
-                variant,
-                args.testset,
-                tmp,
-                ctx,
-                testset=args.testset_name,
-                chunk_s=settings["chunk_s"],
-                overlap_s=settings["overlap_s"],
-                context_s=settings["context_s"],
-                progress=not args.no_progress,
-            )
-        run.set_tags({"variant": variant.name, "testset": args.testset_name})
-        run.log_metrics({k: timing[k] for k in ("rtf", "audio_s", "compute_s", "setup_s")})
-        run.log_artifact(f"{args.out}/{rs.TIMING_FILE}", artifact_path="restore")
+            for name, folder in sets.items():
+                per_set[name] = rs.restore_dataset(
+                    variant,
+                    folder,
+                    tmp / name,
+                    ctx,
+                    testset=name,
+                    progress=not args.no_progress,
+                    warm=False,
+                    **chunking,
+                )
+                tasks[name] = per_set[name]["task"]
+        metrics = {**timing_metrics(per_set, tasks), "setup_s": round(setup_s, 3)}
+        if args.timing:
+            with atomic_path(Path(args.timing)) as path:
+                path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        run.set_tags({"variant": variant.name, **per_set[next(iter(per_set))]["machine"]})
+        run.log_metrics(metrics)
+        run.log_metrics({f"rtf.{n}": t["rtf"] for n, t in per_set.items()})
     log.info(
-        "%s on %s: %d examples, %.1f s of audio in %.1f s (RTF %.3f)",
+        "%s: %d test sets, %.1f s of audio, RTF %.3f",
         variant.name,
-        args.testset_name,
-        len(timing["per_example"]),
-        timing["audio_s"],
-        timing["compute_s"],
-        timing["rtf"],
+        len(sets),
+        sum(t["audio_s"] for t in per_set.values()),
+        metrics.get("rtf", float("nan")),
     )
 
 

@@ -1,4 +1,6 @@
-"""Stage train_separator: the Demucs separator every separating variant loads (SPEC §4).
+"""Stage train_separator: the Demucs separator every separating variant loads.
+
+See docs/method.md#separator.
 
 ``separate.model: trained`` trains a small HTDemucs on the RawStems training songs (resuming
 from ``--work``, which must survive between runs); any other name (``htdemucs``, ...) copies

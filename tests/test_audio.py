@@ -9,9 +9,13 @@ import soundfile as sf
 
 from musicrestore.audio import (
     AudioError,
+    atomic_path,
     audio_info,
+    check_audio,
     load_audio,
     loudness_lufs,
+    open_audio,
+    read_block,
     resample,
     save_audio,
     set_channels,
@@ -164,3 +168,160 @@ def test_saved_files_get_normal_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+# ------------------------------------------------- argument checks, streaming, atomic writes
+
+
+@pytest.mark.parametrize(
+    "kwargs,words",
+    [
+        ({"sr": 0}, "sr=0"),
+        ({"sr": 1}, "sr=1"),
+        ({"sr": 999}, "sr=999"),
+        ({"sr": 768_001}, "sr=768001"),
+        ({"sr": 16000.5}, "sr=16000.5"),
+        ({"duration_s": -1}, "duration_s=-1"),
+        ({"duration_s": 0}, "duration_s=0"),
+        ({"offset_s": -1}, "offset_s=-1"),
+        ({"offset_s": float("nan")}, "offset_s=nan"),
+        ({"offset_s": 5.0}, "past the end"),
+        ({"channels": 3}, "channels=3"),
+    ],
+)
+def test_bad_load_arguments_are_one_line_audio_errors(
+    tmp_path: Path, kwargs: dict, words: str
+) -> None:
+    """``sr=0`` used to divide by zero, ``sr=1`` returned 3 samples, ``duration_s=-1`` read
+    the whole file and ``offset_s=-1`` claimed the file was truncated."""
+    path = save_audio(tmp_path / "x.wav", tone(440, 2.0, 8000), 8000)
+    with pytest.raises(AudioError) as exc:
+        load_audio(path, **kwargs)
+    _assert_one_line(exc, path, words)
+
+
+def test_load_accepts_the_edges_of_the_rate_range(tmp_path: Path) -> None:
+    path = save_audio(tmp_path / "x.wav", tone(100, 0.5, 8000, channels=1), 8000)
+    assert load_audio(path, sr=1000)[0].shape == (1, 500)
+    assert load_audio(path, sr=8000, duration_s=0.25)[0].shape == (1, 2000)
+
+
+def _truncated(tmp_path: Path, suffix: str) -> Path:
+    path = save_audio(tmp_path / f"t{suffix}", tone(440, 2.0, 16000), 16000)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_streaming_open_refuses_a_truncated_file(tmp_path: Path, suffix: str) -> None:
+    """libsndfile reports a half-length frame count for a cut WAV, and the header's count
+    for a cut FLAC: the streaming open must refuse both before any block is read."""
+    path = _truncated(tmp_path, suffix)
+    with pytest.raises(AudioError) as exc:
+        check_audio(path)
+    _assert_one_line(exc, path, "truncated")
+    with pytest.raises(AudioError) as exc, open_audio(path):
+        pass
+    _assert_one_line(exc, path, "truncated")
+
+
+def test_open_audio_streams_validated_blocks(tmp_path: Path) -> None:
+    wave = tone(440, 1.0, 8000)
+    path = save_audio(tmp_path / "x.flac", wave, 8000)
+    assert check_audio(path) == (8000, 2, 8000)
+    with open_audio(path) as fh:
+        block = read_block(fh, 100, 300, path)
+        assert block.shape == (2, 200) and block.dtype == np.float32
+        np.testing.assert_allclose(block, wave[:, 100:300], atol=1e-5)
+        with pytest.raises(AudioError, match="could not read samples"):
+            read_block(fh, 7900, 8100, path)
+
+
+def test_atomic_path_removes_its_temp_file_on_interrupt(tmp_path: Path) -> None:
+    target = tmp_path / "out.wav"
+    target.write_bytes(b"previous")
+    for exc in (KeyboardInterrupt(), SystemExit(143)):
+        with pytest.raises(type(exc)), atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise exc
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav"]
+        assert target.read_bytes() == b"previous"
+
+
+def test_atomic_path_errors_name_the_target_not_the_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only folder used to report ``Permission denied: '.out.wav.x1y2.tmp'``."""
+    import tempfile
+
+    def denied(*args: object, dir: str, **kw: object) -> None:
+        raise PermissionError(13, "Permission denied", os.path.join(dir, ".out.wav.x1y2.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(PermissionError) as exc, atomic_path(tmp_path / "out.wav"):
+        pass
+    assert exc.value.filename == str(tmp_path / "out.wav")
+    assert ".tmp" not in str(exc.value)
+
+
+# --------------------------------------------------------------------- load_audio(offset_s=...)
+
+
+def _ramp_file(path: Path, sr: int = 8000, frames: int = 24000) -> Path:
+    """16-bit file whose sample ``i`` is ``i / 32768`` (left) and ``-i / 32768`` (right):
+    every decoded sample says which frame it came from, exactly."""
+    ramp = np.arange(frames, dtype=np.int16)
+    sf.write(path, np.stack([ramp, -ramp], axis=1), sr, subtype="PCM_16")
+    return path
+
+
+def _frames(wave: np.ndarray) -> np.ndarray:
+    """Frame indices encoded by :func:`_ramp_file` (and check both channels agree)."""
+    np.testing.assert_array_equal(wave[1], -wave[0])
+    return (wave[0].astype(np.float64) * 32768).round().astype(np.int64)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+@pytest.mark.parametrize(
+    ("offset_s", "duration_s", "first", "count"),
+    [
+        (0.0, 0.5, 0, 4000),
+        (1.0, 0.5, 8000, 4000),
+        (0.25, None, 2000, 22000),  # to the end
+        (1 / 3, 0.001, 2667, 8),  # 2666.67 frames rounds to 2667; 8 frames
+        (2.5, 10.0, 20000, 4000),  # more than is left: what is left
+        (0.0, None, 0, 24000),
+    ],
+)
+def test_load_segment_returns_exactly_the_frames_asked_for(
+    tmp_path: Path,
+    suffix: str,
+    offset_s: float,
+    duration_s: float | None,
+    first: int,
+    count: int,
+) -> None:
+    path = _ramp_file(tmp_path / f"ramp{suffix}")
+    wave, sr = load_audio(path, offset_s=offset_s, duration_s=duration_s)
+    assert sr == 8000 and wave.shape == (2, count) and wave.dtype == np.float32
+    np.testing.assert_array_equal(_frames(wave), np.arange(first, first + count))
+
+
+def test_load_segment_then_downmix(tmp_path: Path) -> None:
+    path = tmp_path / "ramp.wav"
+    ramp = np.arange(24000, dtype=np.int16)
+    sf.write(path, np.stack([ramp, ramp // 2], axis=1), 8000, subtype="PCM_16")
+    wave, _ = load_audio(path, channels=1, offset_s=1.0, duration_s=0.25)
+    frames = np.arange(8000, 10000)
+    np.testing.assert_array_equal(wave[0], ((frames + frames // 2) / 2 / 32768).astype(np.float32))
+
+
+def test_load_segment_then_resample_keeps_the_segment(tmp_path: Path) -> None:
+    """Resampling happens after the cut: a segment at twice the rate is the same stretch of
+    the ramp, twice as many samples (compared away from the edges, where the sinc rings)."""
+    path = _ramp_file(tmp_path / "ramp.wav")
+    wave, sr = load_audio(path, sr=16000, offset_s=1.0, duration_s=0.5)
+    assert sr == 16000 and wave.shape == (2, 8000)
+    expected = (8000 + np.arange(8000) / 2) / 32768
+    np.testing.assert_allclose(wave[0, 200:-200], expected[200:-200], atol=2e-4)

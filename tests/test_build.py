@@ -97,7 +97,7 @@ def test_build_msr_writes_a_dataset_per_split(tiny, voc_1):
     assert stats["test"]["examples"] == 3 and stats["train"]["examples"] == 4
     assert stats["test"]["seconds"] == 3.0
     assert (
-        json.loads((out / "stats.json").read_text())["train"]["effect_rates"]
+        json.loads((out / "train" / "stats.json").read_text())["train"]["effect_rates"]
         == stats["train"]["effect_rates"]
     )
     assert all(0 < r <= 1 for r in stats["train"]["effect_rates"].values())
@@ -243,28 +243,33 @@ def test_stage_scripts_build_atomically_and_reject_typos(tiny, tmp_path, monkeyp
     }  # fmt: skip
     params_path = tmp_path / "params.yaml"
     params_path.write_text(yaml.safe_dump(params))
-    out = tmp_path / "data" / "msr" / "Voc"
+    msr = tmp_path / "data" / "msr"
+    out = {split: msr / split / "Voc" for split in ("test", "train")}
     common = ["--params", str(params_path), "--rawstems", str(root), "--splits", str(splits_dir)]
-    _stage("build_msr").main([*common, "--target", "Voc", "--out", str(out)])
-    (ex,) = read_manifest(out / "test")
+    split_args = ["--out-test", str(out["test"]), "--out-train", str(out["train"])]
+    _stage("build_msr").main([*common, "--target", "Voc", *split_args])
+    (ex,) = read_manifest(out["test"])
     assert ex.seed == build.example_seed(3, "Voc", "test", 0)  # the top-level seed
     assert "mp3" in ex.effect_names()
-    assert json.loads((out / "stats.json").read_text())["test"]["examples"] == 1
-    assert sorted(p.name for p in out.parent.iterdir()) == ["Voc"]  # no temporary folder left
+    test_stats = json.loads((out["test"] / "stats.json").read_text())
+    assert test_stats["test"]["examples"] == 1 and "train" not in test_stats
+    assert json.loads((out["train"] / "stats.json").read_text())["train"]["examples"] == 1
+    for split in ("test", "train"):  # no temporary folder left
+        assert sorted(p.name for p in (msr / split).iterdir()) == ["Voc"]
 
     mg_out = tmp_path / "data" / "musicgen_like"
     _stage("build_musicgen_like").main([*common, "--out", str(mg_out)])
     (mg,) = read_manifest(mg_out / "train")
     assert sf.info(str(mg_out / "train" / mg.mixture)).subtype == "PCM_16"
-    assert sf.info(str(out / "test" / ex.mixture)).subtype == "PCM_24"  # the default
+    assert sf.info(str(out["test"] / ex.mixture)).subtype == "PCM_24"  # the default
 
     params["msr"]["n_tests"] = 2
     params_path.write_text(yaml.safe_dump(params))
     with pytest.raises(SystemExit) as exc:
-        _stage("build_msr").main([*common, "--target", "Voc", "--out", str(out)])
+        _stage("build_msr").main([*common, "--target", "Voc", *split_args])
     assert exc.value.code == 1
-    assert "unknown key(s) ['n_tests']" in capsys.readouterr().err
-    assert read_manifest(out / "test")[0].id == ex.id  # the previous output is untouched
+    assert "msr: unknown key(s) n_tests" in capsys.readouterr().err
+    assert read_manifest(out["test"])[0].id == ex.id  # the previous output is untouched
 
 
 def test_examples_from_the_embedded_stand_in_are_flagged(tiny, tmp_path):

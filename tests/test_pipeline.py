@@ -1,9 +1,11 @@
 """Smoke test of the whole pipeline: ``dvc repro`` on the tiny profile in a copy of the repo.
 
 The copy holds what git would commit (tracked and untracked-but-not-ignored files), so the
-test sees exactly what a clean clone sees. It checks that every stage ran, that the outputs
-follow the dataset contract, that MLflow grouped the stage runs, and that a second
-``dvc repro`` has nothing to do.
+test sees exactly what a clean clone sees. It checks that every stage ran (every registered
+variant included), that the outputs follow the dataset contract, that ``metrics.json`` is
+the short headline, that MLflow grouped the stage runs, that a second ``dvc repro`` has
+nothing to do, that forced re-runs reproduce restore, evaluate and report byte for byte,
+and that changing one params block marks exactly the stages that read it.
 """
 
 from __future__ import annotations
@@ -81,21 +83,81 @@ def repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str
     env.update(
         PATH=f"{BIN}{os.pathsep}{env['PATH']}",
         MUSICRESTORE_TRACKING="1",
+        MUSICRESTORE_TRACKING_FLUSH="manual",  # sent below by an explicit flush
         MLFLOW_TRACKING_URI=f"sqlite:///{repo}/mlflow.db",
         HF_HUB_OFFLINE="1",
         DVC_NO_ANALYTICS="1",
     )
     env.pop("MUSICRESTORE_RUN_GROUP", None)
     out = run_dvc(repo, "repro", env=env).stdout
+    flush = subprocess.run(
+        [sys.executable, "-m", "musicrestore.tracking", "flush"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert flush.returncode == 0, flush.stdout + flush.stderr
     return repo, env, out
 
 
 def test_every_stage_ran(repro: tuple[Path, dict[str, str], str]) -> None:
+    from musicrestore.variants import VARIANTS
+
     repo, env, _ = repro
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     stages = set(lock["stages"])
     declared = run_dvc(repo, "stage", "list", "--names-only", env=env).stdout.split()
     assert stages == set(declared)
+    for name in VARIANTS:
+        assert {f"restore@{name}", f"evaluate@{name}"} <= stages
+
+
+def test_restored_outputs_follow_the_manifests(repro: tuple[Path, dict[str, str], str]) -> None:
+    from musicrestore.audio import audio_info
+    from musicrestore.dataset import read_manifest
+    from musicrestore.variants import VARIANTS
+
+    repo, _, _ = repro
+    sets = {
+        "musicgen_like": repo / "data/musicgen_like/test",
+        "musicgen": repo / "data/musicgen",
+        "msr_Voc": repo / "data/msr/test/Voc",
+    }
+    for name in VARIANTS:
+        for testset, folder in sets.items():
+            examples = read_manifest(folder)
+            assert examples
+            out = repo / "data/restored" / name / testset
+            decisions = json.loads((out / "decisions.json").read_text())
+            assert set(decisions) == {ex.id for ex in examples}
+            for ex in examples:
+                sr, _, frames = audio_info(out / f"{ex.id}.wav")
+                assert sr == ex.sr
+                assert abs(frames / sr - ex.duration_s) < 1e-3
+            assert not (out / "timing.json").exists()  # wall-clock lives outside the outputs
+        timing = json.loads((repo / "reports/timing" / f"{name}.json").read_text())
+        assert timing["rtf"] >= 0
+
+
+def test_metrics_json_is_a_short_headline(repro: tuple[Path, dict[str, str], str]) -> None:
+    from musicrestore.variants import VARIANTS
+
+    repo, _, _ = repro
+    doc = json.loads((repo / "reports" / "metrics.json").read_text())
+    assert set(doc) == set(VARIANTS)
+
+    def leaves(node: object) -> list[object]:
+        if isinstance(node, dict):
+            return [x for v in node.values() for x in leaves(v)]
+        return [node]
+
+    values = leaves(doc)
+    assert all(isinstance(v, int | float) or v is None for v in values)  # no prose
+    assert len(values) <= 10 * len(VARIANTS)
+    for name in VARIANTS:
+        assert isinstance(doc[name]["t1"]["si_sdr"], float)
+        assert isinstance(doc[name]["t2"]["si_sdr"], float)
 
 
 def test_dataset_outputs(repro: tuple[Path, dict[str, str], str]) -> None:
@@ -127,3 +189,43 @@ def test_second_repro_is_a_noop(repro: tuple[Path, dict[str, str], str]) -> None
     assert "Running stage" not in out
     status = run_dvc(repo, "status", "--json", env=env).stdout
     assert json.loads(status) == {}
+
+
+def test_forced_reruns_reproduce_every_output_byte_for_byte(
+    repro: tuple[Path, dict[str, str], str],
+) -> None:
+    """restore, evaluate and report run again on unchanged inputs: DVC finds every output
+    hash equal to the one in dvc.lock (wall-clock timings live outside the outputs)."""
+    repo, env, _ = repro
+    before = (repo / "dvc.lock").read_text()
+    for stage in ("restore@demucs_snmf", "evaluate@demucs_snmf", "report"):
+        run_dvc(repo, "repro", "--force", "--single-item", stage, env=env)
+    lock_before = yaml.safe_load(before)["stages"]
+    lock_after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+
+    def outs(lock: dict, stage: str) -> dict[str, str]:
+        return {o["path"]: o.get("md5") for o in lock[stage]["outs"] if "timing" not in o["path"]}
+
+    for stage in ("restore@demucs_snmf", "evaluate@demucs_snmf", "report"):
+        assert outs(lock_after, stage) == outs(lock_before, stage), stage
+    assert json.loads(run_dvc(repo, "status", "--json", env=env).stdout) == {}
+
+
+def test_changing_one_params_block_marks_exactly_its_readers(
+    repro: tuple[Path, dict[str, str], str],
+) -> None:
+    from musicrestore.variants import VARIANTS
+
+    repo, env, _ = repro
+    params = repo / "params.yaml"
+    original = params.read_text()
+    doc = yaml.safe_load(original)
+    doc["variants"]["dsp_direct"]["gain_db"] = 0.0
+    params.write_text(yaml.safe_dump(doc, sort_keys=False))
+    try:
+        changed = set(json.loads(run_dvc(repo, "status", "--json", env=env).stdout))
+    finally:
+        params.write_text(original)
+    readers = {f"restore@{n}" for n, v in VARIANTS.items() if "dsp_direct" in v.reads}
+    assert readers == {"restore@dsp_direct", "restore@demucs_dsp", "restore@adaptive"}
+    assert changed == readers

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ def test_stage_runs_are_grouped_and_logged(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MUSICRESTORE_TRACKING", "1")
+    monkeypatch.setenv("MUSICRESTORE_TRACKING_FLUSH", "sync")
+    monkeypatch.delenv("MUSICRESTORE_TRACKING_SPOOL", raising=False)
     monkeypatch.setenv("MUSICRESTORE_RUN_GROUP", "group-under-test")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     artifact = tmp_path / "result.json"
@@ -57,6 +60,7 @@ def test_stage_runs_are_grouped_and_logged(tmp_path: Path, monkeypatch: pytest.M
     assert a.data.metrics == {"score": 2.5, "nested.x": 1.0}
     assert a.info.status == "FINISHED"
     assert [f.path for f in client.list_artifacts(a.info.run_id)] == ["result.json"]
+    assert tracking.pending() == []  # the spool is drained once MLflow has the records
     mlflow.set_tracking_uri(None)
 
 
@@ -65,6 +69,8 @@ def test_failed_stage_is_marked_failed(tmp_path: Path, monkeypatch: pytest.Monke
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MUSICRESTORE_TRACKING", "1")
+    monkeypatch.setenv("MUSICRESTORE_TRACKING_FLUSH", "sync")
+    monkeypatch.delenv("MUSICRESTORE_TRACKING_SPOOL", raising=False)
     monkeypatch.setenv("MUSICRESTORE_RUN_GROUP", "g-fail")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/other.db")
     with pytest.raises(RuntimeError), tracking.stage_run("boom"):
@@ -90,3 +96,68 @@ def test_group_id_is_shared_within_one_dvc_invocation(tmp_path: Path) -> None:
     ).stdout.split()
     assert len(first) == 2 and first[0] == first[1] and first[0].startswith("dvc-")
     assert second[0] != first[0]
+
+
+def _stage_runs(db: Path, group: str) -> dict[str, object]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+    exp = client.get_experiment_by_name(tracking.EXPERIMENT)
+    if exp is None:
+        return {}
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.group_id = '{group}'")
+    return {r.data.tags["stage"]: r for r in runs if r.data.tags.get("role") == "stage"}
+
+
+def test_stage_process_does_not_import_mlflow_and_a_background_flusher_sends_the_record(
+    tmp_path: Path,
+) -> None:
+    """The point of the spool: a stage pays no MLflow start-up, and the record still arrives."""
+    env = {
+        **os.environ,
+        "MUSICRESTORE_TRACKING": "1",
+        "MUSICRESTORE_TRACKING_FLUSH": "background",
+        "MUSICRESTORE_RUN_GROUP": "g-bg",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/bg.db",
+        "MUSICRESTORE_TRACKING_SPOOL": str(tmp_path / "spool"),
+    }
+    code = (
+        "import sys\n"
+        "from musicrestore import tracking\n"
+        "with tracking.stage_run('bg_stage', {'k': 3}) as run:\n"
+        "    run.log_metrics({'score': 1.5})\n"
+        "print('mlflow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+    deadline = time.monotonic() + 90
+    while tracking.pending(tmp_path / "spool"):  # look at the spool, not the store: opening
+        assert time.monotonic() < deadline, "the background flusher never sent the record"
+        time.sleep(0.5)  # the database while the flusher creates it would race with it
+    run = _stage_runs(tmp_path / "bg.db", "g-bg")["bg_stage"]
+    assert run.data.params == {"k": "3"} and run.data.metrics == {"score": 1.5}  # type: ignore[attr-defined]
+
+
+def test_a_store_that_is_down_keeps_the_record_until_it_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MUSICRESTORE_TRACKING", "1")
+    monkeypatch.setenv("MUSICRESTORE_TRACKING_FLUSH", "sync")
+    monkeypatch.setenv("MUSICRESTORE_TRACKING_SPOOL", str(tmp_path / "spool"))
+    monkeypatch.setenv("MUSICRESTORE_RUN_GROUP", "g-down")
+    # a sqlite file below a plain file: the store cannot be opened
+    (tmp_path / "missing").write_text("not a folder")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/missing/down.db")
+    with tracking.stage_run("kept", {"a": 1}) as run:
+        run.log_metrics({"m": 2.0})
+    assert len(tracking.pending()) == 1
+    assert (tmp_path / "spool" / "flush.log").read_text().strip()
+    # The store comes back (the folder now exists): the next flush sends the same record.
+    (tmp_path / "missing").unlink()
+    (tmp_path / "missing").mkdir()
+    assert tracking.flush() == 1
+    assert tracking.pending() == []
+    run = _stage_runs(tmp_path / "missing" / "down.db", "g-down")["kept"]
+    assert run.data.metrics == {"m": 2.0}  # type: ignore[attr-defined]

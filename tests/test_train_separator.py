@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from musicrestore.audio import load_audio, save_audio
 from musicrestore.separation import SOURCES, load_separator
 from musicrestore.stage import StageError
 from musicrestore.taxonomy import Song, scan, write_splits
@@ -144,6 +145,27 @@ def test_training_lowers_loss_resumes_and_is_deterministic(
         root, splits, work, SeparatorTrainConfig(**{**TINY, "lr": 1e-2}, steps=1), progress=False
     )
     assert other.resumed_from == 0
+
+
+def test_same_song_names_with_other_audio_train_from_scratch(
+    dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The resume key covers the training audio, not only the song names: a checkpoint of
+    other audio is never continued (nor exported as if it were trained on this data)."""
+    root, splits = dataset
+    work = tmp_path / "work"
+    train_separator(root, splits, work, SeparatorTrainConfig(**TINY, steps=2), progress=False)
+    same = train_separator(
+        root, splits, work, SeparatorTrainConfig(**TINY, steps=2), progress=False
+    )
+    assert same.resumed_from == 2  # unchanged data: the finished checkpoint is reused
+    stem = sorted((root / "Artist0|Song0").rglob("*.flac"))[0]
+    wave, sr = load_audio(stem)
+    save_audio(stem, 0.5 * wave, sr)  # same names, other audio
+    changed = train_separator(
+        root, splits, work, SeparatorTrainConfig(**TINY, steps=2), progress=False
+    )
+    assert changed.resumed_from == 0 and changed.step == 2
 
 
 def _stage_main():  # stages/ is not a package: load the script as a module

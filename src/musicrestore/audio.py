@@ -1,10 +1,11 @@
 """Audio I/O and validation shared by every stage.
 
 Waves are float32 NumPy arrays shaped ``(channels, samples)``. Reading goes through
-``soundfile`` (WAV/FLAC/OGG/MP3 via libsndfile); resampling through ``julius`` (SPEC §1:
-no torchaudio); loudness through ``pyloudnorm``. Every problem with an input is raised as
-:class:`AudioError`, whose message is one line naming the file and the problem, so the CLI
-and the stages can print it and exit non-zero without a traceback.
+``soundfile`` (WAV/FLAC/OGG/MP3 via libsndfile); resampling through ``julius``
+(docs/method.md#offline: no torchaudio); loudness through ``pyloudnorm``. Every problem
+with an input is raised as :class:`AudioError`, whose message is one line naming the file
+and the problem, so the CLI and the stages can print it and exit non-zero without a
+traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import soundfile as sf
 
 MIN_SR_HZ = 1_000
 MAX_SR_HZ = 384_000
+#: Highest rate :func:`load_audio` resamples to (DXD 8x; anything above is a typo).
+MAX_TARGET_SR_HZ = 768_000
 MAX_CHANNELS = 2
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -63,12 +66,85 @@ def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
     """Return ``(sample_rate, channels, frames)`` of a file without decoding it."""
     path = Path(path)
     if not path.is_file():
-        raise AudioError(path, "no such file")
+        raise AudioError(path, "no such file" if not path.is_dir() else "is a folder, not a file")
     try:
         info = sf.info(str(path))
     except Exception as exc:  # libsndfile raises several types; all mean "not audio"
         raise AudioError(path, f"not a readable audio file ({_first_line(exc)})") from None
     return int(info.samplerate), int(info.channels), int(info.frames)
+
+
+def _checked_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """:func:`audio_info` plus every check that needs no decoding: a WAV whose data chunk is
+    all there, mono/stereo, a supported rate, at least one frame.
+
+    The one header validation of the package: :func:`load_audio`, :func:`open_audio` and
+    :func:`check_audio` all start here, so a file one of them refuses, all refuse.
+    """
+    path = Path(path)
+    file_sr, file_channels, frames = audio_info(path)
+    if path.suffix.lower() == ".wav" and (problem := _wav_truncation(path)):
+        raise AudioError(path, problem)
+    if file_channels > MAX_CHANNELS:
+        raise AudioError(path, f"{file_channels} channels; only mono or stereo is supported")
+    if not MIN_SR_HZ <= file_sr <= MAX_SR_HZ:
+        raise AudioError(path, f"sample rate {file_sr} Hz is outside {MIN_SR_HZ}..{MAX_SR_HZ} Hz")
+    if frames <= 0:
+        raise AudioError(path, "zero-length audio")
+    return file_sr, file_channels, frames
+
+
+@contextlib.contextmanager
+def open_audio(path: str | os.PathLike[str]) -> Iterator[sf.SoundFile]:
+    """A validated :class:`soundfile.SoundFile` for streaming a long input block by block.
+
+    Everything :func:`load_audio` checks up front is checked here too (see
+    :func:`_checked_info`), and the last frame is decoded once: a FLAC/OGG cut short keeps
+    the frame count of its header, so without the probe the shortfall would only show after
+    most of the file had been processed. Reads past what decodes still fail in the caller's
+    length check (:func:`read_block`).
+    """
+    path = Path(path)
+    _, _, frames = _checked_info(path)
+    try:
+        fh = sf.SoundFile(str(path))
+    except Exception as exc:
+        raise AudioError(path, f"not a readable audio file ({_first_line(exc)})") from None
+    with fh:
+        if path.suffix.lower() != ".mp3":  # an MP3's frame count is an estimate
+            try:
+                fh.seek(frames - 1)
+                tail = fh.read(1, dtype="float32", always_2d=True)
+            except Exception:
+                tail = np.empty((0, 1))
+            if tail.shape[0] != 1:
+                raise AudioError(
+                    path, f"truncated file: the header's {frames} frames do not decode"
+                )
+            fh.seek(0)
+        yield fh
+
+
+def read_block(
+    fh: sf.SoundFile, start: int, stop: int, source: str | os.PathLike[str]
+) -> np.ndarray:
+    """Samples ``[start, stop)`` of an :func:`open_audio` file as validated float32 ``(C, T)``;
+    fewer decoded frames than asked for is an :class:`AudioError` (a truncated file)."""
+    try:
+        fh.seek(start)
+        block = fh.read(stop - start, dtype="float32", always_2d=True).T
+    except Exception as exc:
+        raise AudioError(source, f"cannot decode audio ({_first_line(exc)})") from None
+    if block.shape[1] != stop - start:
+        raise AudioError(source, f"truncated file: could not read samples {start}..{stop}")
+    return validate_wave(block, int(fh.samplerate), source)
+
+
+def check_audio(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """Validate ``path`` as :func:`open_audio` does, without decoding it; returns
+    ``(sample_rate, channels, frames)``. For checking a whole batch before starting it."""
+    with open_audio(path) as fh:
+        return int(fh.samplerate), int(fh.channels), int(fh.frames)
 
 
 def load_audio(
@@ -82,22 +158,21 @@ def load_audio(
 
     Args:
         path: WAV, FLAC, OGG or MP3 file.
-        sr: resample to this rate (Hz); ``None`` keeps the file's rate.
+        sr: resample to this rate (Hz, 1 kHz..768 kHz); ``None`` keeps the file's rate.
         channels: 1 downmixes, 2 upmixes mono to stereo; ``None`` keeps the file's layout.
-        offset_s: start reading this many seconds in.
-        duration_s: read at most this many seconds; ``None`` reads to the end.
+        offset_s: start reading this many seconds in (>= 0, before the end).
+        duration_s: read at most this many seconds (> 0); ``None`` reads to the end.
 
     Returns:
         ``(wave, sample_rate)`` with ``wave`` shaped ``(C, T)``.
     """
-    file_sr, file_channels, frames = audio_info(path)
-    if str(path).lower().endswith(".wav") and (problem := _wav_truncation(Path(path))):
-        raise AudioError(path, problem)
-    if file_channels > MAX_CHANNELS:
-        raise AudioError(path, f"{file_channels} channels; only mono or stereo is supported")
-    if not MIN_SR_HZ <= file_sr <= MAX_SR_HZ:
-        raise AudioError(path, f"sample rate {file_sr} Hz is outside {MIN_SR_HZ}..{MAX_SR_HZ} Hz")
+    _check_args(path, sr, channels, offset_s, duration_s)
+    file_sr, file_channels, frames = _checked_info(path)
     start = int(round(offset_s * file_sr))
+    if start >= frames and not str(path).lower().endswith(".mp3"):
+        raise AudioError(
+            path, f"offset_s={offset_s} is at or past the end ({frames / file_sr:.3f} s)"
+        )
     stop = None if duration_s is None else start + int(round(duration_s * file_sr))
     try:
         data, _ = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
@@ -117,6 +192,36 @@ def load_audio(
     return wave, sr or file_sr
 
 
+def _check_args(
+    path: str | os.PathLike[str],
+    sr: Any,
+    channels: Any,
+    offset_s: Any,
+    duration_s: Any,
+) -> None:
+    """One-line errors for arguments that would otherwise divide by zero (``sr=0``), return
+    a few samples (``sr=1``) or silently read the wrong part of the file (negative times)."""
+
+    def number(x: Any) -> bool:
+        return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
+
+    if sr is not None and (
+        not number(sr) or float(sr) != int(sr) or not MIN_SR_HZ <= int(sr) <= MAX_TARGET_SR_HZ
+    ):
+        raise AudioError(
+            path,
+            f"sr={sr!r}: the target rate must be an integer in {MIN_SR_HZ}..{MAX_TARGET_SR_HZ} Hz",
+        )
+    if channels is not None and channels not in (1, 2):
+        raise AudioError(path, f"channels={channels!r}: must be 1, 2 or None")
+    if not number(offset_s) or not math.isfinite(offset_s) or offset_s < 0:
+        raise AudioError(path, f"offset_s={offset_s!r}: must be a number >= 0")
+    if duration_s is not None and (
+        not number(duration_s) or not math.isfinite(duration_s) or duration_s <= 0
+    ):
+        raise AudioError(path, f"duration_s={duration_s!r}: must be a number > 0 or None")
+
+
 def save_audio(
     path: str | os.PathLike[str], wave: np.ndarray, sr: int, subtype: str | None = None
 ) -> Path:
@@ -129,27 +234,69 @@ def save_audio(
     wave = validate_wave(wave, sr, path)
     if np.abs(wave).max() > 1.0 and subtype is None and path.suffix.lower() == ".wav":
         subtype = "FLOAT"  # keep out-of-range samples rather than clipping them silently
-    with atomic_path(path) as tmp:
-        sf.write(
-            str(tmp), wave.T, sr, subtype=subtype or _default_subtype(path), format=_format(path)
-        )
+    with (
+        atomic_path(path) as tmp,
+        open_for_writing(
+            tmp, sr, wave.shape[0], subtype or _default_subtype(path), _format(path)
+        ) as fh,
+    ):
+        fh.write(wave.T)
     return path
+
+
+#: libsndfile's SFC_SET_ADD_PEAK_CHUNK command (sndfile.h); soundfile does not wrap it.
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
+
+
+def open_for_writing(
+    path: str | os.PathLike[str], sr: int, channels: int, subtype: str | None, fmt: str
+) -> sf.SoundFile:
+    """A soundfile writer whose bytes depend on the samples alone.
+
+    libsndfile adds a PEAK chunk to float WAV files, and that chunk holds the time of
+    writing: the same audio written twice would differ, and DVC would see every re-run of a
+    stage as a changed output. The chunk is turned off before the first sample is written.
+    """
+    fh = sf.SoundFile(str(path), "w", sr, channels, subtype=subtype, format=fmt)
+    if fmt.upper() == "WAV" and (subtype or "").upper() in ("FLOAT", "DOUBLE"):
+        from soundfile import _ffi, _snd  # the C handle; no public API for this command
+
+        _snd.sf_command(fh._file, _SFC_SET_ADD_PEAK_CHUNK, _ffi.NULL, 0)
+    return fh
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the body succeeds."""
+    """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the body succeeds.
+
+    The temporary file is removed on any exception, :class:`KeyboardInterrupt` included (and
+    SIGTERM, which :func:`musicrestore.stage.signals_as_exceptions` turns into one). An
+    ``OSError`` about the temporary name (a read-only folder, a full disk at the rename) is
+    re-raised naming ``path``, the file the user asked for.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp: Path | None = None
     try:
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        except OSError as exc:
+            raise _renamed(exc, path) from None
+        tmp = Path(tmp_name)
+        os.close(fd)
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise _renamed(exc, path) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+def _renamed(exc: OSError, path: Path) -> OSError:
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def _umask() -> int:
@@ -258,3 +405,15 @@ def _format(path: Path) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def fit_length(wave: np.ndarray, length: int) -> np.ndarray:
+    """Cut or zero-pad ``(C, T)`` to ``length`` samples along the last axis.
+
+    Resamplers, codecs and model round trips can be a sample or two off; every caller that
+    must keep an input's length goes through this one function.
+    """
+    if wave.shape[-1] >= length:
+        return wave[..., :length]
+    pad = [(0, 0)] * (wave.ndim - 1) + [(0, length - wave.shape[-1])]
+    return np.pad(wave, pad)

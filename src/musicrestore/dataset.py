@@ -20,7 +20,7 @@ from .audio import atomic_path
 
 MANIFEST = "manifest.jsonl"
 
-#: Task names of SPEC §5.
+#: Task names (docs/method.md#tasks).
 TASKS = ("T1", "T2", "T3")
 
 

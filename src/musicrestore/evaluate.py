@@ -1,14 +1,13 @@
-"""Score one restoration variant on one test set (SPEC §5).
+"""Score one restoration variant on one test set (docs/method.md#evaluation).
 
 Inputs are two folders:
 
 - the test set, in the dataset contract (:mod:`musicrestore.dataset`): a ``manifest.jsonl``
   of examples with a degraded ``mixture`` and, for T1/T2, a clean ``target``;
 - the variant's restored folder: ``{example_id}.wav`` for every example (same sample rate
-  and length as the example's mixture) plus ``timing.json``::
-
-      {"variant": str, "testset": str, "audio_s": float, "compute_s": float,
-       "rtf": float, "per_example": {id: compute_s}}
+  and length as the example's mixture). Timings are not read: they are wall-clock figures
+  that live outside the cached outputs (MLflow and ``reports/timing/``), so every file this
+  module writes is a function of the audio and the params alone.
 
 Every example is cut into 10-s segments (seed 004 §2.3 computes its metrics "on 10-second
 segments and report[s] their means with 95% confidence intervals"); a clip longer than one
@@ -19,8 +18,7 @@ segment yields ids ``{id}#0``, ``{id}#1``, ... Each segment gets every applicabl
   ``ref_silent``, every metric, and one boolean ``fx_<name>`` column per degradation type
   (from the manifest's ``effects[*].name``);
 - ``summary.json``: per metric mean, 95% CI half-width (Student t), std and n; the same
-  broken down by stem group, by task and by degradation type; the variant's real-time
-  factor from ``timing.json``; the dataset's ``simulated``/``embedded`` flags; the two
+  broken down by stem group, by task and by degradation type; the dataset's ``simulated``/``embedded`` flags; the two
   input paths as given (the report reads the audio from there).
 
 Segments whose reference is digitally near-silent (RMS below ``silent_ref_dbfs``) have no
@@ -36,7 +34,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,13 +42,12 @@ from typing import Any
 import numpy as np
 
 from . import metrics as M
-from .audio import AudioError, audio_info, load_audio, set_channels
+from .audio import AudioError, audio_info, fit_length, load_audio, set_channels
 from .dataset import Example, read_manifest
 from .stage import StageError
 
 log = logging.getLogger(__name__)
 
-TIMING = "timing.json"
 CLIPS_CSV = "clips.csv"
 SUMMARY_JSON = "summary.json"
 FX_PREFIX = "fx_"
@@ -134,12 +131,6 @@ class _Job:
     effect_names: list[str]
 
 
-def _fit_length(wave: np.ndarray, n: int) -> np.ndarray:
-    if wave.shape[-1] >= n:
-        return wave[:, :n]
-    return np.pad(wave, ((0, 0), (0, n - wave.shape[-1])))
-
-
 def _load_checked(
     path: str, sr: int, frames: int, channels: int, tolerance: int, what: str
 ) -> np.ndarray:
@@ -153,8 +144,9 @@ def _load_checked(
             f"{path}: {what} has {wave.shape[-1]} samples, its mixture {frames} "
             f"(more than the {tolerance}-sample tolerance); restorers must keep the input length"
         )
-    # A mono restorer's output is compared with a stereo reference as dual mono (SPEC §4 unet).
-    return set_channels(_fit_length(wave, frames), channels)
+    # A mono restorer's output is compared with a stereo reference as dual mono
+    # (docs/method.md#unet-mask).
+    return set_channels(fit_length(wave, frames), channels)
 
 
 def _score_job(job: _Job) -> list[dict[str, Any]]:
@@ -217,21 +209,6 @@ def _init_worker() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def read_timing(restored_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and check ``timing.json`` of a restored folder."""
-    path = Path(restored_dir) / TIMING
-    if not path.is_file():
-        raise StageError(f"{path}: missing; the restore stage writes it next to the outputs")
-    try:
-        timing = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise StageError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
-    missing = [k for k in ("audio_s", "compute_s", "rtf") if k not in timing]
-    if missing:
-        raise StageError(f"{path}: missing key(s) {missing}")
-    return timing
-
-
 def effect_types(examples: Iterable[Example]) -> list[str]:
     """Sorted names of every degradation that fired anywhere in the test set."""
     return sorted({name for ex in examples for name in ex.effect_names()})
@@ -250,8 +227,12 @@ def score_testset(
     restored_dir: str | os.PathLike[str],
     config: EvalConfig,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> tuple[list[dict[str, Any]], list[Example]]:
     """Score every example of a test set against a variant's outputs.
+
+    ``executor``: a process pool to score in (see :func:`scoring_pool`); without one, a pool
+    of ``config.workers`` processes is started for this call (or none for 1 worker).
 
     Returns:
         ``(rows, examples)``: one row per segment, in manifest order.
@@ -291,17 +272,18 @@ def score_testset(
     results: dict[int, list[dict[str, Any]]] = {}
     bar = _progress(len(jobs), f"scoring {restored_dir}", progress)
     try:
-        if workers <= 1:
+        if executor is not None:
+            futures = {executor.submit(_score_job, job): i for i, job in enumerate(jobs)}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                bar.update(1)
+        elif workers <= 1:
             _init_worker()
             for i, job in enumerate(jobs):
                 results[i] = _score_job(job)
                 bar.update(1)
         else:
-            import multiprocessing as mp
-
-            # spawn: torch's thread pools do not survive fork() safely.
-            ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+            with scoring_pool(workers) as pool:
                 futures = {pool.submit(_score_job, job): i for i, job in enumerate(jobs)}
                 for fut in as_completed(futures):
                     results[futures[fut]] = fut.result()
@@ -310,6 +292,16 @@ def score_testset(
         bar.close()
     rows = [row for i in range(len(jobs)) for row in results[i]]
     return rows, examples
+
+
+def scoring_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` scoring processes; one pool can score many test sets, so the
+    workers' start-up (imports) is paid once per stage, not once per test set."""
+    import multiprocessing as mp
+
+    # spawn: torch's thread pools do not survive fork() safely.
+    ctx = mp.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
@@ -363,7 +355,6 @@ def aggregate(
 def summarize(
     rows: Sequence[Mapping[str, Any]],
     examples: Sequence[Example],
-    timing: Mapping[str, Any],
     config: EvalConfig,
     variant: str,
     testset: str,
@@ -394,19 +385,8 @@ def summarize(
         "by_group": by("group"),
         "by_task": by("task"),
         "by_degradation": by_fx,
-        "rtf": _finite(timing["rtf"]),
-        "timing": {k: _finite(timing[k]) for k in ("audio_s", "compute_s", "rtf")},
         "dataset": dataset_flags(examples),
     }
-
-
-def _finite(value: Any) -> float | None:
-    # NaN/inf would make summary.json unreadable for DVC and strict JSON parsers.
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def write_clips_csv(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> Path:
@@ -452,17 +432,20 @@ def evaluate(
     testset: str,
     config: EvalConfig | None = None,
     progress: bool = True,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Score ``restored_dir`` against ``testset_dir``; write ``clips.csv`` and ``summary.json``
     into ``out_dir`` (the caller makes the folder atomic, see :func:`stage.output_dir`).
+    ``executor``: an optional shared pool (:func:`scoring_pool`).
 
     Returns:
         The summary document.
     """
     config = config or EvalConfig()
-    timing = read_timing(restored_dir)
-    rows, examples = score_testset(testset_dir, restored_dir, config, progress=progress)
-    summary = summarize(rows, examples, timing, config, variant, testset)
+    rows, examples = score_testset(
+        testset_dir, restored_dir, config, progress=progress, executor=executor
+    )
+    summary = summarize(rows, examples, config, variant, testset)
     # As given on the command line (relative to the DVC root): the report finds the test
     # set's audio and the variant's outputs from here unless told otherwise.
     summary["paths"] = {"testset": str(testset_dir), "restored": str(restored_dir)}
@@ -474,12 +457,9 @@ def evaluate(
 
 
 def headline(summary: Mapping[str, Any]) -> dict[str, float]:
-    """``{metric: mean}`` plus ``rtf``: what a stage logs as its metrics."""
-    out = {
+    """``{metric: mean}``: what a stage logs as its metrics."""
+    return {
         name: stats["mean"]
         for name, stats in summary["metrics"].items()
         if stats["mean"] is not None
     }
-    if summary.get("rtf") is not None:
-        out["rtf"] = summary["rtf"]
-    return out

@@ -1,4 +1,4 @@
-"""Objective metrics for music restoration (SPEC §5), one plain function each.
+"""Objective metrics for music restoration (docs/method.md#metrics), one function each.
 
 Sources:
 

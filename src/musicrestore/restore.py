@@ -1,4 +1,4 @@
-"""Run a restoration variant on arrays, files, folders and datasets (SPEC §4).
+"""Run a restoration variant on arrays, files, folders and datasets (docs/method.md#methods).
 
 Every variant of :data:`musicrestore.variants.VARIANTS` has one signature, so this module is
 the only place that deals with length, memory, I/O and timing:
@@ -13,46 +13,44 @@ the only place that deals with length, memory, I/O and timing:
 - :func:`restore_file`: the same engine streaming from one file to another (the file is
   never fully in memory), written atomically.
 - :func:`restore_dataset`: every example of a dataset (:mod:`musicrestore.dataset`) ->
-  ``{id}.wav`` at the mixture's rate and length, plus ``timing.json`` (real-time factor and
-  each example's recorded decisions), which the evaluation reads.
-- :func:`main`: ``python -m musicrestore restore --variant NAME IN OUT``.
+  ``{id}.wav`` at the mixture's rate and length, plus ``decisions.json`` (what the variant
+  recorded per example); the timings (real-time factor) are returned, never written there.
+- the command line, ``python -m musicrestore restore --variant NAME IN OUT``, is
+  :mod:`musicrestore.cli`.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
 import logging
 import math
 import os
 import platform
-import shutil
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
+from . import config
 from .audio import (
     AUDIO_SUFFIXES,
     AudioError,
     atomic_path,
-    list_audio,
+    check_audio,
     load_audio,
+    open_audio,
+    open_for_writing,
+    read_block,
     save_audio,
     validate_wave,
 )
+from .config import ConfigError
 from .dataset import MANIFEST, read_manifest
-from .stage import USER_ERRORS, StageError, load_params
-from .taxonomy import parse_target
-from .variants import VARIANTS, Separator, Variant, VariantContext, build_context, get_variant
-from .variants.registry import merge_params
+from .stage import StageError
+from .variants import Separator, Variant, VariantContext, get_variant
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +63,7 @@ RESTORE_DEFAULTS: dict[str, Any] = {
     "device": "cpu",  # torch device for the separator and learned models
 }
 
-TIMING_FILE = "timing.json"
+DECISIONS_FILE = "decisions.json"
 
 
 class RestoreError(StageError):
@@ -73,14 +71,34 @@ class RestoreError(StageError):
 
 
 def restore_settings(section: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``restore:`` params merged over :data:`RESTORE_DEFAULTS` (unknown keys are errors)."""
-    settings = merge_params(RESTORE_DEFAULTS, section, "restore")
-    if not float(settings["chunk_s"]) >= 0.1:
-        raise StageError(f"restore.chunk_s must be at least 0.1 s, got {settings['chunk_s']}")
+    """``restore:`` params merged over :data:`RESTORE_DEFAULTS` by
+    :func:`musicrestore.config.merge`: unknown keys, wrong types (``chunk_s: "abc"``), a
+    chunk under 0.1 s, an overlap or context over half a chunk (the cross-fade and the
+    context would then reach past the neighbouring chunk) and a device torch does not know
+    are a one-line :class:`~musicrestore.config.ConfigError` naming ``restore.<key>``."""
+    settings: dict[str, Any] = config.merge(
+        RESTORE_DEFAULTS,
+        section,
+        "restore",
+        ranges={"chunk_s": (0.1, None), "overlap_s": (0.0, None), "context_s": (0.0, None)},
+        checks={"device": config.device_problem},
+    )
     for key in ("overlap_s", "context_s"):
-        if not 0.0 <= float(settings[key]) <= float(settings["chunk_s"]) / 2:
-            raise StageError(f"restore.{key} must be in [0, chunk_s / 2], got {settings[key]}")
+        if settings[key] > settings["chunk_s"] / 2:
+            raise ConfigError(
+                f"restore.{key}: got {settings[key]!r}; expected at most chunk_s / 2 "
+                f"= {settings['chunk_s'] / 2:g}"
+            )
     return settings
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; other names unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -210,8 +228,32 @@ def _output_subtype(path: Path) -> str | None:
 def _check_output_path(path: Path) -> None:
     if path.suffix.lower() not in AUDIO_SUFFIXES:
         raise AudioError(
-            path, f"unsupported output format {path.suffix!r}; use one of {AUDIO_SUFFIXES}"
+            path,
+            f"unsupported output format {path.suffix!r}; use one of {', '.join(AUDIO_SUFFIXES)} "
+            "(or end OUT with / for a folder)",
         )
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one existing file (other spelling, symlink, hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_not_input(in_path: Path, out_path: Path, overwrite: bool) -> Path:
+    """Where to write the output of ``in_path``: ``out_path``, or, with ``overwrite``, the
+    input's real path when both name the same file (so a symlink OUT replaces the file it
+    points to, not the link). Without ``overwrite`` that case is a :class:`RestoreError`:
+    restoring over the input would destroy the only copy of it."""
+    if not same_file(in_path, out_path):
+        return out_path
+    if not overwrite:
+        raise RestoreError(
+            f"{out_path}: is the input file {in_path}; pass --overwrite (--in-place) to replace it"
+        )
+    return in_path.resolve()
 
 
 def restore_file(
@@ -222,54 +264,52 @@ def restore_file(
     chunk_s: float = RESTORE_DEFAULTS["chunk_s"],
     overlap_s: float = RESTORE_DEFAULTS["overlap_s"],
     context_s: float = RESTORE_DEFAULTS["context_s"],
+    *,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Stream ``in_path`` through ``variant`` into ``out_path`` (same rate, channels, length).
 
-    The output appears only when complete (written beside it, then renamed). Returns
-    ``{"audio_s", "compute_s", "decisions"}``.
+    The input goes through :func:`musicrestore.audio.open_audio`, the same validation as
+    :func:`~musicrestore.audio.load_audio` (a truncated WAV is an error, not a short output),
+    before anything is created. The output appears only when complete (written beside it,
+    then renamed, see :func:`~musicrestore.audio.atomic_path`), so an error or a signal
+    leaves whatever was at ``out_path`` as it was. ``out_path`` naming the input itself is an
+    error unless ``overwrite``. Returns ``{"audio_s", "compute_s", "decisions"}``.
     """
     if isinstance(variant, str):
         variant = get_variant(variant)
     in_path, out_path = Path(in_path), Path(out_path)
     _check_output_path(out_path)
-    if not in_path.is_file():
-        raise AudioError(in_path, "no such file")
-    try:
-        src = sf.SoundFile(str(in_path))
-    except Exception as exc:
-        raise AudioError(
-            in_path, f"not a readable audio file ({str(exc).splitlines()[0]})"
-        ) from None
-    with src:
-        sr, channels, total = int(src.samplerate), int(src.channels), int(src.frames)
-        if total <= 0:
-            raise AudioError(in_path, "zero-length audio")
-        validate_wave(np.zeros((channels, 1), np.float32), sr, in_path)
+    dest = check_not_input(in_path, out_path, overwrite)
+    sr, channels, total = check_audio(in_path)
+    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}[out_path.suffix.lower()]
+    peak = 0.0
+    start = time.perf_counter()
+    # the input closes before the output replaces anything (the same file with --overwrite)
+    with atomic_path(dest) as tmp, open_audio(in_path) as src:
 
         def read(a: int, b: int) -> np.ndarray:
-            src.seek(a)
-            block = src.read(b - a, dtype="float32", always_2d=True).T
-            if block.shape[1] != b - a:
-                raise AudioError(in_path, f"truncated file: could not read samples {a}..{b}")
-            return validate_wave(block, sr, in_path)
+            return read_block(src, a, b, in_path)
 
-        peak = 0.0
-        start = time.perf_counter()
-        with atomic_path(out_path) as tmp:
-            fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3"}[
-                out_path.suffix.lower()
-            ]
-            with sf.SoundFile(
-                str(tmp), "w", sr, channels, subtype=_output_subtype(out_path), format=fmt
-            ) as dst:
+        try:
+            dst = open_for_writing(tmp, sr, channels, _output_subtype(out_path), fmt)
+        except Exception as exc:
+            raise AudioError(out_path, f"cannot write ({_first_line(exc)})") from None
+        with dst:
 
-                def write(block: np.ndarray) -> None:
-                    nonlocal peak
-                    peak = max(peak, float(np.max(np.abs(block))) if block.size else 0.0)
+            def write(block: np.ndarray) -> None:
+                nonlocal peak
+                peak = max(peak, float(np.max(np.abs(block))) if block.size else 0.0)
+                try:
                     dst.write(block.T)
+                except Exception as exc:
+                    raise AudioError(out_path, f"cannot write ({_first_line(exc)})") from None
 
+            try:
                 _run_chunks(variant, ctx, sr, total, read, write, chunk_s, overlap_s, context_s)
-        compute_s = time.perf_counter() - start
+            except RestoreError as exc:  # a broken variant: say which input it broke on
+                raise RestoreError(f"{in_path}: {exc}") from None
+    compute_s = time.perf_counter() - start
     if peak > 1.0 and _output_subtype(out_path) != "FLOAT":
         log.warning(
             "%s: output peaks at %.2f and was clipped by the %s format",
@@ -278,6 +318,11 @@ def restore_file(
             out_path.suffix,
         )
     return {"audio_s": total / sr, "compute_s": compute_s, "decisions": ctx.decisions}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def warm_up(variant: Variant, ctx: VariantContext, sr: int = 44100) -> float:
@@ -317,17 +362,24 @@ def restore_dataset(
     overlap_s: float = RESTORE_DEFAULTS["overlap_s"],
     context_s: float = RESTORE_DEFAULTS["context_s"],
     progress: bool = True,
+    warm: bool = True,
 ) -> dict[str, Any]:
-    """Restore every example of a dataset into ``out_dir/{id}.wav`` and write ``timing.json``.
+    """Restore every example of a dataset into ``out_dir/{id}.wav`` plus ``decisions.json``.
 
     T2 examples run with ``ctx.target = example.group``; T1/T3 with no target. Outputs keep
     the mixture's rate and length. ``out_dir`` is written in place: callers that need
     atomicity pass a temporary folder (the stage uses :func:`musicrestore.stage.output_dir`).
 
+    Everything written is a function of the inputs alone (``decisions.json`` holds what the
+    variant recorded per example, e.g. whether ``adaptive`` separated), so a re-run on the
+    same inputs gives byte-identical files and DVC caches them. Wall-clock timings are only
+    *returned*: the stage sends them to MLflow and to an uncached metrics file.
+
     Returns:
-        The timing dict: ``variant``, ``testset``, ``audio_s``, ``compute_s``, ``rtf``
-        (compute / audio), ``per_example`` ``{id: compute_s}``, ``decisions`` ``{id: ...}``,
-        plus ``setup_s`` (:func:`warm_up`, not in ``compute_s``) and ``machine``.
+        The timing dict: ``variant``, ``testset``, ``task`` (of the first example),
+        ``audio_s``, ``compute_s``, ``rtf``
+        (compute / audio), ``per_example`` ``{id: compute_s}``, plus ``setup_s``
+        (:func:`warm_up`, not in ``compute_s``; 0 with ``warm=False``) and ``machine``.
     """
     if isinstance(variant, str):
         variant = get_variant(variant)
@@ -339,7 +391,7 @@ def restore_dataset(
     if len(set(ids)) != len(ids):
         raise RestoreError(f"{dataset_dir / MANIFEST}: example ids are not unique")
     out_dir.mkdir(parents=True, exist_ok=True)
-    setup_s = warm_up(variant, ctx)
+    setup_s = warm_up(variant, ctx) if warm else 0.0
     per_example: dict[str, float] = {}
     decisions: dict[str, Any] = {}
     audio_s = 0.0
@@ -355,21 +407,20 @@ def restore_dataset(
         audio_s += wave.shape[1] / sr
         save_audio(out_dir / f"{ex.id}.wav", out, sr)
         bar.set_postfix_str(f"{ex.id} RTF {per_example[ex.id] * sr / wave.shape[1]:.2f}")
+    with atomic_path(out_dir / DECISIONS_FILE) as tmp:
+        tmp.write_text(json.dumps(decisions, indent=2, sort_keys=True) + "\n")
     compute_s = float(sum(per_example.values()))
-    timing = {
+    return {
         "variant": variant.name,
         "testset": name,
+        "task": examples[0].task,
         "audio_s": audio_s,
         "compute_s": compute_s,
         "rtf": compute_s / audio_s if audio_s > 0 else float("nan"),
         "per_example": per_example,
-        "decisions": decisions,
         "setup_s": setup_s,
         "machine": {**_machine(), "device": ctx.device},
     }
-    with atomic_path(out_dir / TIMING_FILE) as tmp:
-        tmp.write_text(json.dumps(timing, indent=2, sort_keys=True) + "\n")
-    return timing
 
 
 def recorded_separator(repo: str | os.PathLike[str] | None) -> str | None:
@@ -387,175 +438,14 @@ def recorded_separator(repo: str | os.PathLike[str] | None) -> str | None:
 def make_separator_factory(
     model: str, repo: str | os.PathLike[str] | None = None, device: str = "cpu"
 ) -> Callable[[], Separator]:
-    """A lazy ``separation.load_separator(model, repo=repo, device=device)``."""
+    """A lazy ``separation.load_separator(model, repo=repo, device=device)``; ``device``
+    ``auto`` is resolved when the separator is built (:func:`resolve_device`)."""
 
     def factory() -> Separator:
         try:
             from .separation import load_separator
         except ImportError as exc:
             raise RestoreError(f"source separation is unavailable ({exc})") from None
-        return load_separator(model, repo=repo, device=device)
+        return load_separator(model, repo=repo, device=resolve_device(device))
 
     return factory
-
-
-# ----------------------------------------------------------------------------------- CLI
-
-
-class _UsageError(StageError):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line and exit 1, like every other error
-        raise _UsageError(f"{message} (see --help)")
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="musicrestore restore",
-        description="Restore an audio file, a folder of audio files, or a dataset folder "
-        "(one with manifest.jsonl) with one registered variant.",
-    )
-    p.add_argument("inp", nargs="?", metavar="IN", help="audio file or folder")
-    p.add_argument("out", nargs="?", metavar="OUT", help="output file or folder")
-    p.add_argument("--variant", help="registered variant (see --list)")
-    p.add_argument("--list", action="store_true", help="list the variants and exit")
-    p.add_argument("--params", help="params.yaml: uses its `variants:` and `restore:` sections")
-    p.add_argument(
-        "--separator",
-        help="separator model (default: restore.separator_model of --params; 'trained' with "
-        "--separator-repo; else htdemucs from the Hugging Face cache)",
-    )
-    p.add_argument("--separator-repo", help="folder of local separator models")
-    p.add_argument("--models-dir", help="folder of learned-variant checkpoints")
-    p.add_argument("--target", help="T2 target group (Voc, Gtr_EG, ...): output that stem")
-    return p
-
-
-def format_variant_list() -> str:
-    """The registry as a table: name, output kind, what it needs, description."""
-    rows = []
-    for v in VARIANTS.values():
-        needs = ", ".join(
-            x for x in ("separator" if v.needs_separator else "", v.checkpoint or "") if x
-        )
-        rows.append((v.name, v.output, needs or "-", v.description))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return "\n".join(
-        f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}" for r in rows
-    )
-
-
-@contextlib.contextmanager
-def _staged_folder(out: Path) -> Iterator[Path]:
-    """A temporary folder beside ``out``; its files move into ``out`` only on success."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        yield tmp
-        if not out.exists():
-            tmp.rename(out)
-            return
-        for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
-            dest = out / path.relative_to(tmp)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _restore_folder(
-    variant: Variant, inp: Path, out: Path, ctx: VariantContext, settings: dict[str, Any]
-) -> tuple[int, float, float]:
-    """Every audio file below ``inp`` to the same relative path below ``out``."""
-    if out.exists() and not out.is_dir():
-        raise StageError(f"{out}: exists and is not a folder (IN is a folder)")
-    files = list_audio(inp)
-    if not files:
-        raise StageError(f"{inp}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder")
-    chunking = {k: settings[k] for k in ("chunk_s", "overlap_s", "context_s")}
-    audio_s = compute_s = 0.0
-    with _staged_folder(out) as tmp:
-        if (inp / MANIFEST).is_file():
-            timing = restore_dataset(variant, inp, tmp, ctx, **chunking)
-            return len(timing["per_example"]), timing["audio_s"], timing["compute_s"]
-        warm_up(variant, ctx)
-        for path in files:
-            info = restore_file(
-                variant, path, tmp / path.relative_to(inp), ctx.derive(), **chunking
-            )
-            audio_s += info["audio_s"]
-            compute_s += info["compute_s"]
-    return len(files), audio_s, compute_s
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``musicrestore restore``; returns the exit status (0 ok, 1 any user-facing error)."""
-    try:
-        return _main(list(sys.argv[1:] if argv is None else argv))
-    except USER_ERRORS as exc:  # StageError covers usage, variant and restore errors
-        print(f"error: {' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
-        return 1
-
-
-def _cli_separator_model(
-    args: argparse.Namespace, section: Mapping[str, Any], settings: Mapping[str, Any]
-) -> str:
-    """--separator, else params' restore.separator_model, else the pipeline's default
-    ("trained") when a repo folder is given, else the pretrained "htdemucs" (HF cache)."""
-    if args.separator:
-        return str(args.separator)
-    if "separator_model" in section or args.separator_repo:
-        return str(settings["separator_model"])
-    return "htdemucs"
-
-
-def _main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
-    if args.list:
-        print(format_variant_list())
-        return 0
-    if not args.variant:
-        raise _UsageError("--variant is required (see --list)")
-    if not args.inp or not args.out:
-        raise _UsageError("IN and OUT are required")
-    variant = get_variant(args.variant)
-    params = load_params(args.params) if args.params else {}
-    settings = restore_settings(params.get("restore"))
-    if args.target:
-        parse_target(args.target)
-    inp, out = Path(args.inp), Path(args.out)
-    if not inp.exists():
-        raise StageError(f"{inp}: no such file or folder")
-    ctx = build_context(
-        variant,
-        params.get("variants"),
-        target=args.target,
-        separator_factory=make_separator_factory(
-            _cli_separator_model(args, params.get("restore") or {}, settings),
-            repo=args.separator_repo,
-            device=settings["device"],
-        ),
-        models_dir=args.models_dir,
-        device=settings["device"],
-    )
-    if inp.is_dir():
-        n, audio_s, compute_s = _restore_folder(variant, inp, out, ctx, settings)
-    else:
-        if out.is_dir():
-            out = out / inp.name
-        _check_output_path(out)
-        chunking = {k: settings[k] for k in ("chunk_s", "overlap_s", "context_s")}
-        warm_up(variant, ctx)
-        info = restore_file(variant, inp, out, ctx, **chunking)
-        n, audio_s, compute_s = 1, info["audio_s"], info["compute_s"]
-        if ctx.decisions:
-            print(json.dumps(ctx.decisions, sort_keys=True), file=sys.stderr)
-    rtf = compute_s / audio_s if audio_s else float("nan")
-    print(
-        f"{variant.name}: restored {n} file(s), {audio_s:.1f} s of audio in {compute_s:.1f} s "
-        f"(RTF {rtf:.3f}) -> {out}",
-        file=sys.stderr,
-    )
-    return 0

@@ -3,7 +3,7 @@
 Seed 001 (§3, "Source separation") splits MusicGen outputs into Demucs' four stems (drums,
 bass, other, vocals) and restores each stem before remixing; seed 000 ("Baseline: Demucs +
 S-NMF") separates the pre-cleaned, stereo-upmixed mixture with ``htdemucs``; the MSR baseline
-(SPEC §4 ``demucs``) takes the separated stem of a target group as its estimate. The model is
+(docs/method.md#demucs) takes the separated stem of a target group as its estimate. The model is
 Hybrid Transformer Demucs (Rouard, Massa & Défossez, "Hybrid Transformers for Music Source
 Separation", ICASSP 2023); :mod:`demucs.apply` does the chunking, overlap-add and shift trick.
 
@@ -42,7 +42,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import yaml
 
-from .audio import resample, set_channels, validate_wave
+from .audio import fit_length, resample, set_channels, validate_wave
 from .stage import StageError
 from .taxonomy import parse_target
 
@@ -166,7 +166,7 @@ class DemucsSeparator:
         result = {}
         for name, stem in zip(self.sources, stems, strict=True):
             stem = resample(np.ascontiguousarray(stem), self.samplerate, sr)
-            stem = _fit_length(stem, length_in)
+            stem = fit_length(stem, length_in)
             result[name] = np.ascontiguousarray(set_channels(stem, channels_in), dtype=np.float32)
         return result
 
@@ -195,13 +195,6 @@ def _seeded_python_random(seed: int) -> Iterator[None]:
         random.setstate(state)
 
 
-def _fit_length(wave: np.ndarray, length: int) -> np.ndarray:
-    """Cut or zero-pad ``(C, T)`` to ``length``: rate round trips can be a sample off."""
-    if wave.shape[-1] >= length:
-        return wave[:, :length]
-    return np.pad(wave, ((0, 0), (0, length - wave.shape[-1])))
-
-
 def target_source(target: str, sources: Sequence[str] | None = None) -> str:
     """Demucs source that carries a taxonomy target (``"Voc"``, ``"Gtr_EG"``, ``"Rhy"``, ...).
 
@@ -225,8 +218,8 @@ def target_source(target: str, sources: Sequence[str] | None = None) -> str:
 
 
 def tiny_htdemucs(seed: int = 0, segment_s: float = 2.0, **kwargs: Any) -> Any:
-    """A small random-init ``HTDemucs`` (SPEC §1: channels 8, t_layers 1, depth 4 runs 5 s of
-    stereo in ~1.7 s on CPU). ``kwargs`` override the small configuration.
+    """A small random-init ``HTDemucs`` (docs/method.md#offline: channels 8, t_layers 1,
+    depth 4 runs 5 s of stereo in ~1.7 s on CPU). ``kwargs`` override the small configuration.
 
     Global torch RNG state is left as it was.
     """

@@ -34,7 +34,7 @@ TAXONOMY: dict[str, tuple[str, ...]] = {
 GROUPS: tuple[str, ...] = ("Voc", "Rhy", "Gtr", "Kbs", "Orch", "Synth", "Bass", "Misc")
 """The 8 first-level groups; ``MiscRoom`` is parsed but is never a restoration target."""
 
-#: Targets that get their own restoration model (SPEC §4 uformer: 7 groups without Misc,
+#: Targets that get their own restoration model (docs/method.md#targets: 7 groups without Misc,
 #: plus the two guitar sub-groups). A target is ``Group`` or ``Group_SubGroup``.
 TARGETS: tuple[str, ...] = ("Voc", "Rhy", "Gtr", "Kbs", "Orch", "Synth", "Bass", "Gtr_AG", "Gtr_EG")
 

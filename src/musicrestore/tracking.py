@@ -1,22 +1,44 @@
-"""MLflow tracking behind one small interface.
+"""MLflow tracking behind one small interface, kept off every stage's critical path.
 
-Every stage opens :func:`stage_run`; it logs the stage's params, its metrics and its output
-artifacts. With nothing configured the store is ``sqlite:///mlflow.db`` in the working
-directory (the repository root under DVC); ``MLFLOW_TRACKING_URI`` points it at a team
-server. One ``dvc repro`` (or ``dvc exp run``) is one *group*: every stage run it starts is
-nested under one parent run tagged ``group_id``, so the whole reproduction is found together.
+Every stage opens :func:`stage_run`; it records the stage's params, metrics, tags and output
+artifacts. One ``dvc repro`` (or ``dvc exp run``) is one *group*: every stage run it starts
+is nested under one parent run tagged ``group_id``, so the whole reproduction is found
+together. With nothing configured the store is ``sqlite:///mlflow.db`` in the working
+directory (the repository root under DVC); ``MLFLOW_TRACKING_URI`` points it at a team server.
 
-The group id comes from ``MUSICRESTORE_RUN_GROUP`` when set; otherwise from the ``dvc``
-process that launched the stage (its pid and start time, found by walking up the process
-tree), which is the same for every stage of one invocation and different across invocations.
-Set ``MUSICRESTORE_TRACKING=0`` to turn tracking off (e.g. inside unit tests of other code).
+Why a spool. Importing MLflow and opening its store costs 4-6 s of CPU, more than most stages
+work, and it used to be paid once per stage. A stage now writes its record as one JSON file
+(plus hard links to its artifacts) into a spool folder, which takes milliseconds, and a
+detached *flusher* process (``python -m musicrestore.tracking flush``) sends the records to
+MLflow. One flusher serves a whole ``dvc repro``: it holds a lock, drains the spool, waits a
+little for the next stage's record and exits when the pipeline has gone quiet, so MLflow's
+start-up is paid once per invocation, beside the stages instead of inside them. A record
+leaves the spool only once MLflow has accepted it: a store that is down loses nothing, and
+``python -m musicrestore.tracking flush`` (or the next stage) sends it later.
+
+Environment:
+    ``MUSICRESTORE_TRACKING=0``: no records at all (e.g. unit tests of other code).
+    ``MUSICRESTORE_TRACKING_FLUSH``: ``background`` (default), ``sync`` (flush before the
+    stage exits; what tests of the tracking itself use) or ``manual`` (leave records spooled).
+    ``MUSICRESTORE_TRACKING_SPOOL``: the spool folder (default ``.musicrestore/mlflow-spool``
+    in the working directory; git- and DVC-ignored).
+    ``MUSICRESTORE_RUN_GROUP``: force a group id; otherwise it comes from the ``dvc`` process
+    that launched the stage (its pid and start time, found by walking up the process tree),
+    which is the same for every stage of one invocation and different across invocations.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import fcntl
+import json
 import logging
 import os
+import shutil
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,10 +48,32 @@ log = logging.getLogger(__name__)
 
 EXPERIMENT = "musicrestore"
 DEFAULT_URI = "sqlite:///mlflow.db"
+DEFAULT_SPOOL = Path(".musicrestore") / "mlflow-spool"
+RECORD_VERSION = 1
+#: How long an idle flusher waits for the next stage's record before it exits (s).
+FLUSHER_LINGER_S = 30.0
 
 
 def enabled() -> bool:
     return os.environ.get("MUSICRESTORE_TRACKING", "1") not in ("0", "false", "no", "")
+
+
+def flush_mode() -> str:
+    mode = os.environ.get("MUSICRESTORE_TRACKING_FLUSH", "background")
+    return mode if mode in ("background", "sync", "manual") else "background"
+
+
+def spool_dir() -> Path:
+    return Path(os.environ.get("MUSICRESTORE_TRACKING_SPOOL") or DEFAULT_SPOOL).absolute()
+
+
+def tracking_uri() -> str:
+    """The store the records go to; the default sqlite file is made absolute so a flusher
+    started elsewhere writes the same database."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri[len("sqlite:///") :]).absolute())
+    return uri
 
 
 def group_id() -> str:
@@ -64,100 +108,98 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _link_tree(src: Path, dest: Path) -> None:
+    """Hard-link ``src`` (file or folder) at ``dest``; copy across filesystems. A hard link
+    keeps the bytes the stage produced even when a later run replaces the output."""
+    if src.is_dir():
+        for path in sorted(p for p in src.rglob("*") if p.is_file()):
+            _link_tree(path, dest / path.relative_to(src))
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
 class StageRun:
     """What a stage logs through; every method is a no-op when tracking is off."""
 
-    def __init__(self, run: Any | None) -> None:
-        self.run = run
+    def __init__(self, record: dict[str, Any] | None, files: Path | None = None) -> None:
+        self.record = record
+        self.files = files
 
     @property
     def active(self) -> bool:
-        return self.run is not None
+        return self.record is not None
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        if self.run is None:
-            return
-        import mlflow
-
-        flat = {k: str(v)[:6000] for k, v in flatten(params).items()}
-        items = list(flat.items())
-        for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
-            mlflow.log_params(dict(items[i : i + 100]))
+        if self.record is not None:
+            self.record["params"].update({k: str(v)[:6000] for k, v in flatten(params).items()})
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        if self.run is None:
+        if self.record is None:
             return
-        import mlflow
-
-        clean = {
-            k.replace("|", "_").replace("@", "_"): float(v)
-            for k, v in flatten(metrics).items()
-            if isinstance(v, int | float) and not isinstance(v, bool) and v == v
-        }
-        if clean:
-            mlflow.log_metrics(clean, step=step)
+        now = _now_ms()
+        for key, value in flatten(metrics).items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+                name = key.replace("|", "_").replace("@", "_")
+                self.record["metrics"].append([name, float(value), step or 0, now])
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
-        if self.run is None or not Path(path).exists():
+        if self.record is None or self.files is None or not Path(path).exists():
             return
-        import mlflow
-
-        if Path(path).is_dir():
-            mlflow.log_artifacts(str(path), artifact_path=artifact_path)
-        else:
-            mlflow.log_artifact(str(path), artifact_path=artifact_path)
+        src = Path(path)
+        rel = Path(artifact_path or "") / src.name if src.is_file() else Path(artifact_path or "")
+        _link_tree(src, self.files / "files" / rel)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        if self.run is None:
-            return
-        import mlflow
-
-        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+        if self.record is not None:
+            self.record["tags"].update({k: str(v) for k, v in tags.items()})
 
 
-def _parent_run(client: Any, experiment_id: str, gid: str) -> str:
-    found = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.group_id = '{gid}' and tags.role = 'group'",
-        max_results=1,
-    )
-    if found:
-        return found[0].info.run_id
-    run = client.create_run(experiment_id, run_name=gid, tags={"group_id": gid, "role": "group"})
-    client.set_terminated(run.info.run_id)
-    return run.info.run_id
+def _write_record(spool: Path, record_id: str, record: Mapping[str, Any]) -> None:
+    tmp = spool / f".{record_id}.json.tmp"
+    tmp.write_text(json.dumps(record, sort_keys=True))
+    os.replace(tmp, spool / f"{record_id}.json")
 
 
 @contextlib.contextmanager
 def stage_run(stage: str, params: Mapping[str, Any] | None = None) -> Iterator[StageRun]:
-    """Open an MLflow run for one stage, nested under this invocation's group run.
+    """Record one stage run (see the module docstring); sent to MLflow after the stage.
 
-    Tracking failures (a store that cannot be opened) are logged as warnings and the stage
-    goes on untracked: losing a log line must never lose a result.
+    Recording must never cost a result: a spool that cannot be written is a warning.
     """
     if not enabled():
         yield StageRun(None)
         return
+    record_id = f"{time.time_ns()}-{os.getpid()}"
+    spool = spool_dir()
     try:
-        import mlflow
-        from mlflow.tracking import MlflowClient
-
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
-        if not os.environ.get("MLFLOW_TRACKING_URI"):
-            mlflow.set_tracking_uri(DEFAULT_URI)
-        experiment = mlflow.set_experiment(EXPERIMENT)
-        gid = group_id()
-        parent = _parent_run(MlflowClient(), experiment.experiment_id, gid)
-        tags = {"group_id": gid, "stage": stage, "role": "stage", "mlflow.parentRunId": parent}
-        if exp := os.environ.get("DVC_EXP_NAME"):
-            tags["dvc_exp"] = exp
-        run = mlflow.start_run(run_name=stage, tags=tags)
-    except Exception as exc:
-        log.warning("MLflow tracking disabled for %s: %s", stage, str(exc).splitlines()[0])
+        spool.mkdir(parents=True, exist_ok=True)
+        files = spool / f"{record_id}.files"
+    except OSError as exc:
+        log.warning("MLflow tracking disabled for %s: %s", stage, exc)
         yield StageRun(None)
         return
-    tracker = StageRun(run)
+    tags = {"group_id": group_id(), "stage": stage, "role": "stage"}
+    if exp := os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_exp"] = exp
+    record: dict[str, Any] = {
+        "version": RECORD_VERSION,
+        "record_id": record_id,
+        "stage": stage,
+        "tracking_uri": tracking_uri(),
+        "start_ms": _now_ms(),
+        "params": {},
+        "metrics": [],
+        "tags": tags,
+    }
+    tracker = StageRun(record, files)
     status = "FAILED"
     try:
         if params:
@@ -165,4 +207,191 @@ def stage_run(stage: str, params: Mapping[str, Any] | None = None) -> Iterator[S
         yield tracker
         status = "FINISHED"
     finally:
-        mlflow.end_run(status=status)
+        record["status"] = status
+        record["end_ms"] = _now_ms()
+        try:
+            _write_record(spool, record_id, record)
+        except OSError as exc:
+            log.warning("MLflow record of %s not written: %s", stage, exc)
+        else:
+            _dispatch(spool)
+
+
+# ------------------------------------------------------------------------------ flushing
+
+
+def pending(spool: Path | None = None) -> list[Path]:
+    """Records waiting in the spool, oldest first."""
+    spool = spool or spool_dir()
+    return sorted(spool.glob("*.json")) if spool.is_dir() else []
+
+
+@contextlib.contextmanager
+def _lock(spool: Path, block: bool) -> Iterator[bool]:
+    spool.mkdir(parents=True, exist_ok=True)
+    with open(spool / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _dispatch(spool: Path) -> None:
+    mode = flush_mode()
+    if mode == "sync":
+        flush(spool, block=True)
+    elif mode == "background":
+        with _lock(spool, block=False) as free:
+            if not free:  # a flusher is running; it picks this record up before it exits
+                return
+        subprocess.Popen(
+            [sys.executable, "-m", "musicrestore.tracking", "flush", "--background"],
+            env={**os.environ, "MUSICRESTORE_TRACKING_SPOOL": str(spool)},
+            start_new_session=True,  # survives the stage, is not killed by its Ctrl-C
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
+
+
+def flush(spool: Path | None = None, block: bool = True, linger_s: float = 0.0) -> int:
+    """Send every spooled record to MLflow; returns how many were sent.
+
+    Holds the spool's lock so only one flusher runs; without ``block`` it returns 0 at once
+    when another flusher holds it. With ``linger_s`` it waits that long for new records
+    before returning. A record that MLflow refuses stays in the spool (and the error is
+    appended to ``flush.log`` there) and flushing stops, so nothing is lost or reordered.
+    """
+    spool = spool or spool_dir()
+    sent = 0
+    while True:
+        with _lock(spool, block) as held:
+            if not held:
+                return sent
+            idle_since = time.monotonic()
+            while True:
+                records = pending(spool)
+                if not records:
+                    if time.monotonic() - idle_since >= linger_s:
+                        break
+                    time.sleep(0.5)
+                    continue
+                for path in records:
+                    try:
+                        _send(path)
+                    except Exception as exc:
+                        msg = " ".join(str(exc).split())[:500]
+                        with open(spool / "flush.log", "a") as fh:
+                            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {path.name}: {msg}\n")
+                        log.warning("MLflow: %s stays in %s (%s)", path.name, spool, msg)
+                        return sent
+                    sent += 1
+                idle_since = time.monotonic()
+        # A stage may have spooled a record after the last look but before the lock was
+        # released (it then saw the lock taken and started no flusher): look once more.
+        if not pending(spool):
+            return sent
+
+
+_clients: dict[str, Any] = {}
+
+
+def _client(uri: str) -> Any:
+    if uri not in _clients:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        from mlflow.tracking import MlflowClient
+
+        _clients[uri] = MlflowClient(tracking_uri=uri)
+    return _clients[uri]
+
+
+def _experiment_id(client: Any) -> str:
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    return exp.experiment_id if exp is not None else client.create_experiment(EXPERIMENT)
+
+
+def _parent_run(client: Any, experiment_id: str, gid: str, start_ms: int) -> str:
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.group_id = '{gid}' and tags.role = 'group'",
+        max_results=1,
+    )
+    if found:
+        return str(found[0].info.run_id)
+    run = client.create_run(
+        experiment_id,
+        start_time=start_ms,
+        run_name=gid,
+        tags={"group_id": gid, "role": "group"},
+    )
+    client.set_terminated(run.info.run_id, end_time=start_ms)
+    return str(run.info.run_id)
+
+
+def _send(path: Path) -> None:
+    """One record -> one MLflow run (re-sent whole if an earlier attempt broke off)."""
+    from mlflow.entities import Metric, Param
+
+    record = json.loads(path.read_text())
+    client = _client(record["tracking_uri"])
+    exp_id = _experiment_id(client)
+    record_id = record["record_id"]
+    for stale in client.search_runs([exp_id], filter_string=f"tags.record_id = '{record_id}'"):
+        client.delete_run(stale.info.run_id)
+    tags = dict(record["tags"])
+    tags["record_id"] = record_id
+    tags["mlflow.parentRunId"] = _parent_run(client, exp_id, tags["group_id"], record["start_ms"])
+    run = client.create_run(
+        exp_id, start_time=record["start_ms"], run_name=record["stage"], tags=tags
+    )
+    run_id = run.info.run_id
+    params = [Param(k, v) for k, v in record["params"].items()]
+    for i in range(0, len(params), 100):  # MLflow caps a batch at 100 params
+        client.log_batch(run_id, params=params[i : i + 100])
+    metrics = [Metric(k, v, ts, step) for k, v, step, ts in record["metrics"]]
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[i : i + 1000])
+    files = path.with_name(f"{record_id}.files") / "files"
+    if files.is_dir():
+        for item in sorted(files.iterdir()):
+            if item.is_dir():
+                client.log_artifacts(run_id, str(item), artifact_path=item.name)
+            else:
+                client.log_artifact(run_id, str(item))
+    client.set_terminated(run_id, status=record["status"], end_time=record["end_ms"])
+    path.unlink()
+    shutil.rmtree(path.with_name(f"{record_id}.files"), ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m musicrestore.tracking flush|status``."""
+    parser = argparse.ArgumentParser(prog="python -m musicrestore.tracking")
+    parser.add_argument("command", choices=["flush", "status"])
+    parser.add_argument(
+        "--background",
+        action="store_true",
+        help="what a stage starts: skip if a flusher runs, linger for the next records",
+    )
+    args = parser.parse_args(argv)
+    spool = spool_dir()
+    if args.command == "status":
+        print(f"{len(pending(spool))} record(s) waiting in {spool}")
+        return 0
+    if args.background:
+        flush(spool, block=False, linger_s=FLUSHER_LINGER_S)
+        return 0
+    sent = flush(spool, block=True)
+    left = len(pending(spool))
+    print(f"sent {sent} record(s) to MLflow; {left} waiting in {spool}")
+    return 1 if left else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

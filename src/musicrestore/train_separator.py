@@ -1,12 +1,13 @@
 """Training a Hybrid Transformer Demucs on the RawStems training songs, inside the pipeline.
 
-The separator of seeds 000/001 and of the MSR ``demucs`` baseline (SPEC §4) is HTDemucs
-(Rouard, Massa & Défossez, "Hybrid Transformers for Music Source Separation", ICASSP 2023).
-Pretrained weights need the Hugging Face hub, which the default pipeline cannot reach
-(SPEC §1), so the default trains a small HTDemucs here on the stems of the songs that are in
-no test split (seed 004 §3 splits; :func:`musicrestore.taxonomy.test_songs`). First-level
-groups are summed into Demucs' four sources with :func:`musicrestore.separation.target_source`
-(Voc -> vocals, Rhy -> drums, Bass -> bass, the rest -> other; MiscRoom is left out).
+The separator of seeds 000/001 and of the MSR ``demucs`` baseline (docs/method.md#separator)
+is HTDemucs (Rouard, Massa & Défossez, "Hybrid Transformers for Music Source Separation",
+ICASSP 2023). Pretrained weights need the Hugging Face hub, which the default pipeline cannot
+reach (docs/method.md#offline), so the default trains a small HTDemucs here on the stems of
+the songs that are in no test split (seed 004 §3 splits;
+:func:`musicrestore.taxonomy.test_songs`). First-level groups are summed into Demucs' four
+sources with :func:`musicrestore.separation.target_source` (Voc -> vocals, Rhy -> drums,
+Bass -> bass, the rest -> other; MiscRoom is left out).
 
 Training follows demucs' recipe at a smaller scale: random segments, per-source random gain,
 sign and channel flips, remixing sources across songs (Défossez et al. 2019, §4.2 "remixing"),
@@ -99,28 +100,59 @@ class SeparatorTrainConfig:
         if self.gain_db[0] > self.gain_db[1]:
             raise ValueError(f"gain_db must be (low, high), got {self.gain_db}")
 
-    def resume_key(self, train_songs: Sequence[str]) -> str:
+    def resume_key(self, train_songs: Sequence[str], data_hash: str = "") -> str:
         """What a checkpoint must match to be continued: everything that changes the model's
-        trajectory (not ``steps``, logging, caching or the device) and the training songs."""
+        trajectory (not ``steps``, logging, caching or the device), the training songs and
+        the bytes of their audio (``data_hash``, :func:`audio_hash`): the same names with
+        other audio (a new dataset revision, another ``duration_s``) train from scratch."""
         fields = asdict(self)
         for name in ("steps", "device", "log_every", "checkpoint_every", "max_cached_songs"):
             fields.pop(name)
         fields["train_songs"] = sorted(train_songs)
+        fields["data_hash"] = data_hash
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def audio_hash(root: str | os.PathLike[str], songs: Sequence[Song]) -> str:
+    """SHA-256 over the relative path and the bytes of every stem file of ``songs``: the
+    content that DVC's hash of the dataset folder covers, restricted to what training reads
+    (~0.3 s for 150 MB)."""
+    digest = hashlib.sha256()
+    for stem in sorted((st for song in songs for st in song.stems), key=lambda st: st.path):
+        digest.update(stem.path.encode() + b"\0")
+        with open(Path(root) / stem.path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def config_from_params(params: Mapping[str, Any] | None) -> SeparatorTrainConfig:
-    """``SeparatorTrainConfig(**params)`` with a one-line :class:`StageError` for bad keys."""
-    params = dict(params or {})
-    known = set(SeparatorTrainConfig.__dataclass_fields__)
-    if unknown := sorted(set(params) - known):
-        raise StageError(
-            f"separate.train: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-    try:
-        return SeparatorTrainConfig(**params)
-    except (TypeError, ValueError) as exc:
-        raise StageError(f"separate.train: {exc}") from None
+    """``SeparatorTrainConfig`` from the ``separate.train`` block through
+    :func:`musicrestore.config.merge`: unknown keys, wrong types and out-of-range values are
+    a one-line :class:`~musicrestore.config.ConfigError` (a :class:`StageError`). ``model``
+    is open: any HTDemucs keyword may be added to it."""
+    from .config import device_problem, merge
+
+    return merge(  # type: ignore[no-any-return]
+        SeparatorTrainConfig,
+        params,
+        "separate.train",
+        ranges={
+            "steps": (0, None),
+            "batch": (1, None),
+            "flip_p": (0.0, 1.0, "a probability"),
+            "remix_p": (0.0, 1.0, "a probability"),
+            "clip_grad": (0.0, None),
+            "log_every": (1, None),
+            "checkpoint_every": (1, None),
+            "max_cached_songs": (1, None),
+            "sr": (1000, 384000),
+        },
+        positive=("segment_s", "lr"),
+        pairs=("gain_db",),
+        checks={"device": lambda v: device_problem(v, auto=False)},
+        open_keys=("model",),
+    )
 
 
 @dataclass
@@ -277,7 +309,7 @@ def train_separator(
             "add songs or lower the test share of the split"
         )
     names = [s.name for s in train]
-    key = config.resume_key(names)
+    key = config.resume_key(names, audio_hash(root, train))
     model = build_model(config).to(config.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     start, losses = _resume(Path(work_dir) / CHECKPOINT, key, config.steps, model, optimizer)

@@ -447,7 +447,7 @@ def build_msr(
     rawstems_root: str | os.PathLike[str],
     splits_dir: str | os.PathLike[str],
     target: str,
-    out_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]],
     n_test: int,
     n_train: int,
     segment_s: float = 10.0,
@@ -464,8 +464,10 @@ def build_msr(
     ``out_dir/test`` holds ``n_test`` segments of ``segment_s`` from the target's test songs,
     ``out_dir/train`` ``n_train`` segments of ``train_segment_s`` (default ``segment_s``) from
     its train songs; stereo at ``sr``. Only segments where the target's RMS reaches
-    ``active_db`` are used, and songs with no such segment are skipped. ``out_dir/stats.json``
-    records counts, seconds, build time and how often each effect fired.
+    ``active_db`` are used, and songs with no such segment are skipped. ``out_dir`` may also
+    be ``{"test": folder, "train": folder}``: the pipeline keeps the two splits in separate
+    DVC outputs so that what reads the test sets does not depend on the training segments.
+    Each split folder gets a ``stats.json`` (counts, seconds, how often each effect fired).
 
     Args:
         rawstems_root: RawStems-layout folder.
@@ -496,14 +498,18 @@ def build_msr(
     train_names, test_names = splits[target]
     root = str(rawstems_root)
     nproc = _workers(workers)
-    out_dir = Path(out_dir)
+    split_dirs = (
+        {k: Path(v) for k, v in out_dir.items()}
+        if isinstance(out_dir, Mapping)
+        else {split: Path(out_dir) / split for split in ("test", "train")}
+    )
     stats: dict[str, Any] = {"target": target, "sr": sr, "seed": seed}
     with _executor(nproc) as pool:
         for split, names, n, seg_s in (
             ("test", test_names, n_test, segment_s),
             ("train", train_names, n_train, train_segment_s or segment_s),
         ):
-            folder = out_dir / split
+            folder = split_dirs[split]
             folder.mkdir(parents=True, exist_ok=True)
             length = int(round(seg_s * sr))
             songs = _songs_by_name(root, names, f"{target} {split}") if n > 0 else []
@@ -555,7 +561,9 @@ def build_msr(
             stats[split] = _split_stats(examples, [s.name for s, _ in usable])
     stats["build_time_s"] = round(time.perf_counter() - start, 3)
     stats["workers"] = nproc
-    _write_stats(out_dir, stats)
+    for split, folder in split_dirs.items():
+        other = "train" if split == "test" else "test"
+        _write_stats(folder, {k: v for k, v in stats.items() if k != other})
     return stats
 
 
@@ -641,12 +649,25 @@ def _write_stats(out_dir: Path, stats: Mapping[str, Any]) -> None:
         tmp.write_text(json.dumps(stable, indent=2, sort_keys=True) + "\n")
 
 
-def check_params(fn: Callable[..., Any], params: Mapping[str, Any], where: str) -> None:
-    """Raise :class:`StageError` naming any key of ``params`` that ``fn`` does not take, so a
-    typo in ``params.yaml`` fails loudly instead of falling back to a default."""
-    import inspect
+#: Bounds of the ``msr`` / ``musicgen_like`` blocks (keyword arguments of the builders).
+BUILD_RULES: dict[str, Any] = {
+    "ranges": {
+        "n_test": (0, None),
+        "n_train": (0, None),
+        "workers": (1, None),
+        "sr": (1000, 384000),
+        "active_db": (None, 0.0, "a level in dBFS"),
+    },
+    "positive": ("segment_s", "train_segment_s", "test_s", "train_crop_s"),
+    "pairs": ("train_crop_s",),
+}
 
-    allowed = set(inspect.signature(fn).parameters)
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise StageError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(allowed)}")
+
+def check_params(fn: Callable[..., Any], params: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Check ``params`` as keyword arguments of ``fn`` (:func:`musicrestore.config.merge_kwargs`):
+    a key ``fn`` does not take, a wrong type or a value outside :data:`BUILD_RULES` is a
+    one-line :class:`~musicrestore.config.ConfigError`, so a typo in ``params.yaml`` fails
+    loudly instead of falling back to a default. Returns the given keys, converted."""
+    from .. import config
+
+    return config.merge_kwargs(fn, params, where, **BUILD_RULES)

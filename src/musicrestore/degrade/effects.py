@@ -11,10 +11,11 @@ Every effect is two functions, bundled as an :class:`Effect` in :data:`EFFECTS`:
 - ``apply(wave, sr, **params) -> wave``: deterministic. ``wave`` is float32 ``(C, T)`` at
   ``sr``; the output has the same shape. Effects that need randomness (noise) take an integer
   ``seed`` among their params, so the params alone reproduce the output.
-- ``sample(rng, sr, **ranges) -> params``: draws params uniformly from the ranges of SPEC §3
-  (the keyword defaults) with the given :class:`numpy.random.Generator`. Params are plain
-  JSON types (float, int, str, lists/dicts of them) so every applied effect is recorded as
-  ``{"name", "stage", "params"}`` in a dataset manifest (:func:`draw_effect`).
+- ``sample(rng, sr, **ranges) -> params``: draws params uniformly from the ranges of
+  docs/method.md#degradations (the keyword defaults) with the given
+  :class:`numpy.random.Generator`. Params are plain JSON types (float, int, str,
+  lists/dicts of them) so every applied effect is recorded as ``{"name", "stage",
+  "params"}`` in a dataset manifest (:func:`draw_effect`).
 
 Library code does the DSP wherever a library has it: pedalboard for compressor, limiter,
 tanh distortion, Freeverb and the LAME MP3 codec; SciPy for filter design and filtering;
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
+from ..audio import fit_length
 from ..audio import resample as _resample
 
 Params = dict[str, Any]
@@ -77,13 +79,6 @@ def _choice(rng: np.random.Generator, options: Sequence[Any]) -> Any:
 
 def _db_to_gain(db: float) -> float:
     return float(10.0 ** (db / 20.0))
-
-
-def _fit_length(wave: np.ndarray, length: int) -> np.ndarray:
-    """Zero-pad or cut ``(C, T')`` to ``length`` samples (resamplers may be off by one)."""
-    if wave.shape[-1] >= length:
-        return wave[:, :length]
-    return np.pad(wave, ((0, 0), (0, length - wave.shape[-1])))
 
 
 def _f32(wave: np.ndarray) -> np.ndarray:
@@ -447,7 +442,7 @@ def reverb(
     fx = pedalboard.Reverb(
         room_size=room_size, damping=damping, wet_level=wet_level, dry_level=dry_level, width=width
     )
-    return _fit_length(_f32(fx(_f32(wave), sr)), wave.shape[-1])
+    return fit_length(_f32(fx(_f32(wave), sr)), wave.shape[-1])
 
 
 def sample_reverb(
@@ -484,7 +479,7 @@ def mp3(wave: np.ndarray, sr: int, vbr_quality: float) -> np.ndarray:
     if sr not in MP3_RATES_HZ:
         raise ValueError(f"MP3 needs one of {MP3_RATES_HZ} Hz, got {sr} Hz")
     out = pedalboard.MP3Compressor(vbr_quality=vbr_quality)(_f32(wave), sr)
-    return _fit_length(_f32(out), wave.shape[-1])
+    return fit_length(_f32(out), wave.shape[-1])
 
 
 def sample_mp3(rng: np.random.Generator, sr: int, vbr_quality: Range = (1.0, 9.0)) -> Params:
@@ -516,7 +511,7 @@ def resample_roundtrip(wave: np.ndarray, sr: int, low_sr: int) -> np.ndarray:
     low_sr = int(low_sr)
     if low_sr >= sr:
         return _f32(wave)
-    return _fit_length(_resample(_resample(_f32(wave), sr, low_sr), low_sr, sr), wave.shape[-1])
+    return fit_length(_resample(_resample(_f32(wave), sr, low_sr), low_sr, sr), wave.shape[-1])
 
 
 def sample_resample(rng: np.random.Generator, sr: int, low_sr: Range = (8000.0, 32000.0)) -> Params:
@@ -537,7 +532,10 @@ def gaussian_noise(wave: np.ndarray, sr: int, std: float, seed: int) -> np.ndarr
 
 
 def sample_gaussian_noise(rng: np.random.Generator, sr: int, std: Range = (0.001, 0.005)) -> Params:
-    """Seed 004 §4.2 (its "means" is the standard deviation, SPEC §3): std U(0.001, 0.005)."""
+    """Seed 004 §4.2 (its "means" is the standard deviation): std U(0.001, 0.005).
+
+    See docs/method.md#msr-mixture-chain.
+    """
     return {"std": _uniform(rng, std), "seed": _seed(rng)}
 
 

@@ -1,4 +1,4 @@
-"""Restoration variants: one registry, one signature (SPEC §4).
+"""Restoration variants: one registry, one signature (docs/method.md#methods).
 
 Importing this package registers every variant; iterate :data:`VARIANTS` or look one up
 with :func:`get_variant`. A variant is ``fn(wave (C, T), sr, ctx) -> (C, T)``; see

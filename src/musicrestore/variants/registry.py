@@ -1,4 +1,4 @@
-"""The one registry of restoration variants (SPEC §4, STYLE principle 4).
+"""The one registry of restoration variants (docs/method.md#methods).
 
 A variant is a function ``fn(wave, sr, ctx) -> wave`` with ``wave`` float32 ``(C, T)`` at
 ``sr`` Hz in and out (same shape). Everything else a variant needs arrives through its
@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .. import config
+from ..config import ConfigError
 from ..separation import Separator, target_source
 from ..stage import StageError
 
@@ -60,6 +62,9 @@ class Variant:
         whole_signal: never chunk (the variant is cheap and length-agnostic, or needs global
             statistics that chunking would break).
         defaults: default params; ``ctx.params`` is these updated with the configured ones.
+        tasks: the tasks whose test sets the pipeline restores with it (``"T1"`` generative
+            artifacts, ``"T2"`` source restoration, ``"T3"`` MusicGen samples); a model
+            trained per stem group (``uformer``) applies to ``("T2",)`` only.
     """
 
     name: str
@@ -73,6 +78,7 @@ class Variant:
     chunk_s: float | None = None
     whole_signal: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    tasks: tuple[str, ...] = ("T1", "T2", "T3")
 
     def __call__(self, wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
         return self.fn(wave, sr, ctx)
@@ -99,6 +105,7 @@ def register(
     chunk_s: float | None = None,
     whole_signal: bool = False,
     defaults: Mapping[str, Any] | None = None,
+    tasks: tuple[str, ...] = ("T1", "T2", "T3"),
 ) -> Callable[[VariantFn], VariantFn]:
     """Decorator adding ``fn`` to :data:`VARIANTS` under ``name`` (see :class:`Variant`)."""
     if output not in ("mixture", "stem"):
@@ -119,6 +126,7 @@ def register(
             chunk_s=chunk_s,
             whole_signal=whole_signal,
             defaults=copy.deepcopy(dict(defaults or {})),
+            tasks=tuple(tasks),
         )
         return fn
 
@@ -144,34 +152,63 @@ def kwargs_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
     }
 
 
+class VariantParamsError(VariantError, ConfigError):
+    """A ``variants.<key>`` value that is unknown, of the wrong type or out of range."""
+
+
+#: Bounds every variant's params obey, by key name (``fnmatch`` patterns over the dotted path
+#: below ``variants.<key>``): the conventions of the DSP blocks' signatures. STFT sizes,
+#: filter orders, block lengths, iteration counts, windows and corner frequencies are
+#: positive; durations in ms are not negative; percentiles and fractions have their ranges.
+#: A wrong value fails when the params are read instead of as a NumPy traceback mid-run.
+VARIANT_POSITIVE = (
+    "*n_fft",
+    "*hop",
+    "*block",
+    "*order",
+    "*cycles",
+    "*n_iter",
+    "*_s",
+    "*_hz",
+    "*_components",
+    "*_ratio",
+)
+VARIANT_RANGES: dict[str, Any] = {
+    "*_ms": (0.0, None),
+    "*percentile": (0.0, 100.0, "a percentile"),
+    "*smoothing": (0.0, 1.0, "a fraction"),
+    "*decision_directed": (0.0, 1.0, "a fraction"),
+    "*prop_decrease": (0.0, 1.0, "a fraction"),
+    "*mask_floor": (0.0, 1.0, "a fraction"),
+}
+
+
 def merge_params(
     defaults: Mapping[str, Any], given: Mapping[str, Any] | None, where: str
 ) -> dict[str, Any]:
-    """``defaults`` updated with ``given``, recursively; keys not in ``defaults`` are errors.
+    """``defaults`` updated with ``given``, recursively, through :func:`musicrestore.config.merge`:
+    keys not in ``defaults``, wrong types and values outside :data:`VARIANT_POSITIVE` /
+    :data:`VARIANT_RANGES` are a one-line :class:`VariantParamsError` naming the key path.
 
     An unknown key is almost always a typo in ``params.yaml`` that would otherwise be
     silently ignored, so it fails loudly with the accepted keys.
     """
-    out = copy.deepcopy(dict(defaults))
-    for key, value in (given or {}).items():
-        if key not in out:
-            raise VariantError(
-                f"{where}: unknown param {key!r}; accepted: {', '.join(sorted(out)) or '(none)'}"
-            )
-        if isinstance(out[key], Mapping):
-            if not isinstance(value, Mapping):
-                raise VariantError(f"{where}.{key}: expected a mapping, got {value!r}")
-            out[key] = merge_params(out[key], value, f"{where}.{key}")
-        else:
-            out[key] = value
-    return out
+    try:
+        return config.merge(
+            defaults, given, where, positive=VARIANT_POSITIVE, ranges=VARIANT_RANGES
+        )
+    except ConfigError as exc:
+        raise VariantParamsError(str(exc)) from None
 
 
 def resolve_params(
     variant: Variant, variants_params: Mapping[str, Any] | None
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """``(own params, {used key: its params})`` from a ``variants:`` section (or defaults)."""
-    section = variants_params or {}
+    try:
+        section = config.as_mapping(variants_params, "variants")
+    except ConfigError as exc:
+        raise VariantParamsError(str(exc)) from None
     own = merge_params(
         variant.defaults, section.get(variant.params_key), f"variants.{variant.params_key}"
     )
@@ -259,7 +296,7 @@ class VariantContext:
         return self.shared[key]
 
     def record(self, key: str, value: Any) -> None:
-        """Record a decision (JSON-serialisable) for this example; ends up in timing.json."""
+        """Record a decision (JSON-serialisable) for this example; ends up in decisions.json."""
         self.decisions[key] = value
 
     def derive(self, **changes: Any) -> VariantContext:

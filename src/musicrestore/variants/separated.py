@@ -1,4 +1,4 @@
-"""Variants that separate the mixture into sources first (SPEC §4).
+"""Variants that separate the mixture into sources first (docs/method.md#separator).
 
 - ``demucs_dsp`` (seed 001, §3.2): separate into the separator's stems (vocals, drums, bass,
   other), run the seed's DSP chain (:func:`musicrestore.variants.dsp.dsp_chain`, with the
