@@ -202,8 +202,8 @@ def variant_stages() -> dict[str, Any]:
         if v.needs_separator:
             args.append(f"--separator-dir {SEPARATOR}")
             artifacts.append(SEPARATOR)
-        if v.checkpoint:
-            args.append(f"--models-dir {MODELS}/{v.checkpoint}")
+        if v.checkpoint:  # ctx.model(name) loads <models-dir>/<name>
+            args.append(f"--models-dir {MODELS}")
             artifacts.append(f"{MODELS}/{v.checkpoint}")
         targets = ["msr.targets"] if "T2" in v.tasks else []
         restore[name] = {
