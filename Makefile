@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install repro test test-all lint bench clean-venv
+.PHONY: install repro test test-all lint bench app clean-venv
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,9 @@ lint: install
 bench: install
 	$(PY) benchmarks/bench_degrade.py
 	$(PY) benchmarks/bench_variants.py
+
+app: install
+	$(PY) -m musicrestore app --params params.yaml
 
 clean-venv:
 	rm -rf $(VENV)

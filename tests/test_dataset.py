@@ -111,12 +111,6 @@ def test_blank_lines_are_skipped(tmp_path: Path) -> None:
     assert read_manifest(tmp_path) == examples()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read_manifest validates nothing: a broken line raises json.JSONDecodeError or a "
-    "TypeError from Example(**...), neither naming the manifest nor the line, and neither "
-    "in stage.USER_ERRORS (so a stage prints a traceback)",
-)
 @pytest.mark.parametrize(
     "line",
     [

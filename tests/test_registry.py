@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,24 @@ NEUTRAL_CHAIN = {
 }
 
 
+def passthrough_model(name: str, models_dir: Path | None) -> tuple[Any, dict[str, Any]]:
+    """A model loader without checkpoints: tiny untrained networks at :data:`SR` that return
+    their input (the U-Net's mask forced to one, the WaveNet's zero-initialised head)."""
+    from torch import nn
+
+    from musicrestore.models import ARCHITECTURES
+
+    kwargs = {
+        "unet_mask": {"n_fft": 256, "hop": 64, "base_channels": 4, "levels": 2, "groups": 2},
+        "wavenet": {"residual_channels": 4, "skip_channels": 4, "layers_per_stack": 3},
+    }[name]
+    net = ARCHITECTURES[name](**kwargs).eval()
+    if name == "unet_mask":
+        nn.init.zeros_(net.head.weight)
+        nn.init.constant_(net.head.bias, 30.0)  # sigmoid(30) = 1 in float32
+    return net, {"sr": SR, "arch": name, "kwargs": kwargs}
+
+
 def restore(
     name: str,
     wave: np.ndarray,
@@ -59,9 +78,11 @@ def restore(
     separator: Separator | None = None,
 ) -> tuple[np.ndarray, VariantContext]:
     """Run the registered variant ``name`` as the restore stage does, and check the contract
-    every variant shares: same shape, float32, finite, and the input left untouched."""
+    every variant shares: same shape, float32, finite, and the input left untouched. A
+    variant with a checkpoint gets :func:`passthrough_model`."""
     factory = None if separator is None else (lambda: separator)
-    ctx = build_context(name, params, target=target, separator_factory=factory)
+    loader = passthrough_model if get_variant(name).checkpoint else None
+    ctx = build_context(name, params, target=target, separator_factory=factory, model_loader=loader)
     before = wave.copy()
     out = get_variant(name)(wave, SR, ctx)
     np.testing.assert_array_equal(wave, before, err_msg=f"{name} modified its input")
@@ -213,6 +234,26 @@ def demucs_dsp_job(name: str) -> None:
     assert shift_db(get_variant("dsp_direct")(x, SR, on_mix), 2000.0) == pytest.approx(3.0, abs=0.5)
 
 
+#: Learned-variant params that cut a 1-s input into several chunks.
+CHUNKED = {
+    "unet_mask": {"unet_mask": {"chunk_s": 0.4, "context_s": 0.1}},
+    "wavenet": {"wavenet": {"min_chunk_s": 0.2}},
+}
+
+
+def learned_job(name: str) -> None:
+    """Loads its network through ``ctx.model`` and returns what the network returns: with
+    a network that passes its input through, the input (mono and stereo, chunked)."""
+    rng = np.random.default_rng(0)
+    for channels in (1, 2):
+        x = tones(SR, [440.0, 3000.0], duration_s=1.0, channels=channels)
+        x = x + white_noise(rng, x.shape, -40.0)
+        out, _ = restore(name, x, CHUNKED[name])
+        np.testing.assert_allclose(
+            out, x if channels == 1 else x.mean(0, keepdims=True).repeat(2, 0), atol=1e-4
+        )
+
+
 @dataclass(frozen=True)
 class Expected:
     """What a registered variant must be: its metadata, and ``job(name)`` that asserts it
@@ -232,6 +273,8 @@ EXPECTED: dict[str, Expected] = {
     "demucs_snmf": Expected("stem", True, ("demucs_snmf", "preclean"), demucs_snmf_job),
     "adaptive": Expected("stem", True, ("adaptive", "dsp_direct"), adaptive_job),
     "demucs": Expected("stem", True, ("demucs",), demucs_job),
+    "unet_mask": Expected("mixture", False, ("unet_mask",), learned_job),
+    "wavenet": Expected("mixture", False, ("wavenet",), learned_job),
 }
 
 

@@ -3,6 +3,7 @@
 Commands:
     restore   restore a file or folder with any registered variant (``restore --list``)
     pipeline  write dvc.yaml from the registry (``pipeline --check``: is it up to date?)
+    app       serve the interactive restoration app on 127.0.0.1 (``app --port N``)
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         from .pipeline import main as pipeline_main
 
         return pipeline_main(rest)
+    if command == "app":
+        from .app import main as app_main
+
+        return app_main(rest)
     print(
         f"error: unknown command {command!r}; try 'python -m musicrestore --help'", file=sys.stderr
     )

@@ -68,13 +68,26 @@ def write_manifest(folder: str | os.PathLike[str], examples: Iterable[Example]) 
     return path
 
 
+class ManifestError(ValueError):
+    """A manifest line that is not an :class:`Example`; the message names file and line."""
+
+
 def read_manifest(folder: str | os.PathLike[str]) -> list[Example]:
     """Read ``folder/manifest.jsonl``; raises ``FileNotFoundError`` with a one-line message."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no dataset manifest (was the dataset stage run?)")
+    examples = []
     with open(path, encoding="utf-8") as fh:
-        return [Example(**json.loads(line)) for line in fh if line.strip()]
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                examples.append(Example(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as exc:
+                problem = str(exc).splitlines()[0].replace("Example.__init__() ", "")
+                raise ManifestError(f"{path}:{number}: not a valid example ({problem})") from None
+    return examples
 
 
 def iter_pairs(folder: str | os.PathLike[str]) -> Iterator[tuple[Example, Path, Path | None]]:

@@ -239,6 +239,40 @@ def variant_stages() -> dict[str, Any]:
     }
 
 
+#: Learned restorers trained by ``stages/train.py``: name -> training dataset folders.
+LEARNED: dict[str, list[str]] = {
+    "unet_mask": ["data/musicgen_like/train"],
+    "wavenet": ["data/musicgen_like/train"],
+}
+
+
+def train_stages() -> dict[str, Any]:
+    """``train@<model>`` for every learned model whose variant is registered."""
+    from .variants import VARIANTS
+
+    checkpoints = {v.checkpoint for v in VARIANTS.values() if v.checkpoint}
+    items = {
+        name: {"data": " ".join(folders), "dep": folders[0]}
+        for name, folders in LEARNED.items()
+        if name in checkpoints
+    }
+    if not items:
+        return {}
+    return {
+        "train": {
+            "foreach": items,
+            "do": {
+                "cmd": "python stages/train.py --params params.yaml --model ${key} --train "
+                f"${{item.data}} --out {MODELS}/${{key}} --work {MODELS}/.${{key}}_work "
+                "--no-progress",
+                "deps": ["${item.dep}", *code_deps("stages/train.py")],
+                "params": ["seed", "models.${key}"],
+                "outs": [f"{MODELS}/${{key}}"],
+            },
+        }
+    }
+
+
 def stages() -> dict[str, Any]:
     """Every stage of the pipeline, in execution order."""
     out: dict[str, Any] = {
@@ -308,6 +342,7 @@ def stages() -> dict[str, Any]:
             "params": ["seed", "separate"],
             "outs": [SEPARATOR],
         },
+        **train_stages(),
         **variant_stages(),
         "report": {
             "cmd": f"python stages/report.py --params params.yaml --eval {EVAL} --out reports",
@@ -346,9 +381,10 @@ def render() -> str:
     """The text of ``dvc.yaml``."""
     doc = {
         "stages": stages(),
-        "metrics": [f"{SEPARATOR}/metrics.json"],
+        "metrics": [f"{SEPARATOR}/metrics.json", *(f"{MODELS}/{m}/metrics.json" for m in LEARNED)],
         "plots": [
             {f"{SEPARATOR}/loss.csv": {"x": "step", "y": "loss"}},
+            *({f"{MODELS}/{m}/loss.csv": {"x": "step", "y": "train_loss"}} for m in LEARNED),
             {"reports/plots": {"template": "bar_horizontal", "x": "mean", "y": "variant"}},
         ],
     }

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import yaml
 
 from .audio import AudioError, _umask
+from .dataset import ManifestError
 from .taxonomy import LayoutError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,6 +46,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     IsADirectoryError,
     NotADirectoryError,
     PermissionError,
+    ManifestError,
 )
 
 

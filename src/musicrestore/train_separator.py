@@ -11,9 +11,11 @@ Bass -> bass, the rest -> other; MiscRoom is left out).
 
 Training follows demucs' recipe at a smaller scale: random segments, per-source random gain,
 sign and channel flips, remixing sources across songs (Défossez et al. 2019, §4.2 "remixing"),
-L1 loss on waveforms, Adam. A working checkpoint (``last.pt``: weights, optimizer state, step,
-loss history; plain tensors and dicts, loaded with ``weights_only=True``) makes training resume
-where it stopped. The result is exported in Demucs' own repository format
+L1 loss on waveforms, Adam at a constant rate. It runs on the pipeline's one training engine
+(:mod:`musicrestore.train.engine`, PyTorch Lightning): its working checkpoint
+``last.ckpt`` (weights, optimizer, step, loss history) makes training resume where it
+stopped when the resume key (configuration, training songs, their audio bytes) matches.
+The result is exported in Demucs' own repository format
 (:func:`musicrestore.separation.export_repo`), so ``load_separator("trained", repo=DIR)`` and
 ``demucs.pretrained.get_model("trained", repo=DIR)`` both load it, then evaluated with SI-SDR
 per source on 10-s segments of the test songs against the unprocessed mixture as a baseline.
@@ -21,10 +23,10 @@ per source on 10-s segments of the test songs against the unprocessed mixture as
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
-import math
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -51,8 +53,9 @@ from .taxonomy import Song, read_splits, scan, test_songs
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "last.pt"
-CHECKPOINT_FORMAT = "musicrestore.separator_train/1"
+#: The engine's resumable working checkpoint (a private work file; see
+#: :mod:`musicrestore.train.engine`).
+CHECKPOINT = "last.ckpt"
 
 
 @dataclass
@@ -64,9 +67,9 @@ class SeparatorTrainConfig:
     the loss but do not yet beat the unseparated mixture's mean test SI-SDR). Paper scale
     (HTDemucs as trained in Rouard et al. 2023, demucs' ``grids/mmi.py``): ``model:
     {dconv_mode: 3, t_dropout: 0.02}`` (HTDemucs defaults otherwise: channels 48, depth 4,
-    t_layers 5, nfft 4096; 27.4 M parameters), ``segment_s: 10``, ``batch: 32``,
-    ``lr: 3e-4``, ``steps: 288000`` (360 epochs of 800 batches), ``device: cuda`` (the grid
-    asks for 8 GPUs).
+    t_layers 5, nfft 4096; 27.4 M parameters), ``segment_s: 10``, ``batch: 4`` per device
+    on ``devices: 8`` (32 in all), ``lr: 3e-4``, ``steps: 288000`` (360 epochs of 800
+    batches), ``device: cuda`` (optionally ``precision: bf16-mixed``).
     """
 
     steps: int = 600  # optimizer steps in total (a resumed run continues up to this)
@@ -80,8 +83,11 @@ class SeparatorTrainConfig:
     remix_p: float = 0.5  # probability a segment mixes sources drawn from different songs
     clip_grad: float = 5.0  # gradient norm clip; 0 disables it
     device: str = "cpu"  # "cuda" for the paper-scale setting
+    devices: int = 1  # data-parallel devices (DDP; each draws its own batch); torchrun wins
+    strategy: str = "auto"  # auto | ddp
+    precision: str = "32"  # 32, or bf16-mixed / 16-mixed on a GPU
     log_every: int = 10  # report the mean loss of this many steps
-    checkpoint_every: int = 50  # save last.pt every this many steps (and at the end)
+    checkpoint_every: int = 50  # save last.ckpt every this many steps (and at the end)
     max_cached_songs: int = 64  # songs kept decoded in memory (the embedded set fits)
     model: dict[str, Any] = field(
         default_factory=lambda: {"channels": 8, "depth": 4, "t_layers": 1}
@@ -99,6 +105,8 @@ class SeparatorTrainConfig:
             raise ValueError("flip_p and remix_p are probabilities in [0, 1]")
         if self.gain_db[0] > self.gain_db[1]:
             raise ValueError(f"gain_db must be (low, high), got {self.gain_db}")
+        if self.devices < 1:
+            raise ValueError(f"devices must be >= 1, got {self.devices}")
 
     def resume_key(self, train_songs: Sequence[str], data_hash: str = "") -> str:
         """What a checkpoint must match to be continued: everything that changes the model's
@@ -106,7 +114,14 @@ class SeparatorTrainConfig:
         the bytes of their audio (``data_hash``, :func:`audio_hash`): the same names with
         other audio (a new dataset revision, another ``duration_s``) train from scratch."""
         fields = asdict(self)
-        for name in ("steps", "device", "log_every", "checkpoint_every", "max_cached_songs"):
+        for name in (
+            "steps",
+            "device",
+            "strategy",
+            "log_every",
+            "checkpoint_every",
+            "max_cached_songs",
+        ):
             fields.pop(name)
         fields["train_songs"] = sorted(train_songs)
         fields["data_hash"] = data_hash
@@ -147,9 +162,11 @@ def config_from_params(params: Mapping[str, Any] | None) -> SeparatorTrainConfig
             "checkpoint_every": (1, None),
             "max_cached_songs": (1, None),
             "sr": (1000, 384000),
+            "devices": (1, None),
         },
         positive=("segment_s", "lr"),
         pairs=("gain_db",),
+        choices={"strategy": ("auto", "ddp"), "precision": ("32", "bf16-mixed", "16-mixed")},
         checks={"device": lambda v: device_problem(v, auto=False)},
         open_keys=("model",),
     )
@@ -276,6 +293,33 @@ def build_model(config: SeparatorTrainConfig) -> Any:
         )
 
 
+def engine_config(config: SeparatorTrainConfig) -> Any:
+    """The separator's recipe as a :class:`musicrestore.train.engine.TrainConfig`: Adam
+    (AdamW without weight decay) at a constant rate, no warmup, no EMA, one batch a step."""
+    from .train.engine import TrainConfig
+
+    accelerator = "gpu" if config.device.startswith("cuda") else config.device
+    return TrainConfig(
+        steps=config.steps,
+        batch=config.batch,
+        lr=config.lr,
+        weight_decay=0.0,
+        warmup_steps=0,
+        schedule="constant",
+        accumulate=1,
+        grad_clip=config.clip_grad,
+        precision=config.precision,
+        ema_decay=None,
+        val_every=0,
+        checkpoint_every=config.checkpoint_every,
+        seed=config.seed,
+        accelerator=accelerator,
+        devices=config.devices,
+        strategy=config.strategy,
+        log_every=config.log_every,
+    )
+
+
 def train_separator(
     root: str | os.PathLike[str],
     splits: str | os.PathLike[str] | Mapping[str, tuple[list[str], list[str]]],
@@ -286,19 +330,26 @@ def train_separator(
 ) -> TrainResult:
     """Train (or resume training) an HTDemucs on the training songs of a RawStems folder.
 
+    Runs on the pipeline's training engine (:func:`musicrestore.train.engine.fit`,
+    :class:`musicrestore.train.modules.SeparatorModule`): step ``k`` of rank ``r`` trains
+    on :func:`sample_batch` drawn from ``default_rng([seed, k·world + r])``, so a resumed
+    run (from ``work_dir/last.ckpt`` when its resume key, :meth:`SeparatorTrainConfig.resume_key`,
+    matches) gives the weights of an uninterrupted one.
+
     Args:
         root: RawStems-layout folder.
         splits: the splits folder (``{Target}_{train,test}.txt``) or what ``read_splits`` returns.
-        work_dir: where ``last.pt`` lives; keep it between runs to resume.
+        work_dir: where ``last.ckpt`` lives; keep it between runs to resume.
         config: the run's settings; ``None`` is the small default.
-        progress: tqdm bar over steps.
+        progress: a progress bar over steps.
         on_log: called with ``(step, mean loss of the last log_every steps)``.
 
     Raises:
         StageError: no training songs.
     """
-    import torch
-    from tqdm import tqdm
+    from .train.data import SeededBatches, StepDataModule
+    from .train.engine import fit
+    from .train.modules import SeparatorModule
 
     config = config or SeparatorTrainConfig()
     split_map = read_splits(splits) if isinstance(splits, str | os.PathLike) else splits
@@ -310,107 +361,36 @@ def train_separator(
         )
     names = [s.name for s in train]
     key = config.resume_key(names, audio_hash(root, train))
-    model = build_model(config).to(config.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    start, losses = _resume(Path(work_dir) / CHECKPOINT, key, config.steps, model, optimizer)
+    model = build_model(config)
     bank = SongBank(root, train, config.sr, SOURCES, config.max_cached_songs)
+    batches = SeededBatches(functools.partial(sample_batch, bank, config), config.seed)
     log.info(
-        "separator: %d training songs, %.2f M parameters, steps %d -> %d",
+        "separator: %d training songs, %.2f M parameters, %d steps",
         len(train),
         sum(p.numel() for p in model.parameters()) / 1e6,
-        start,
         config.steps,
     )
-    model.train()
-    bar = tqdm(
-        total=config.steps, initial=start, desc="train separator", unit="step", disable=not progress
+    result = fit(
+        SeparatorModule(model),
+        StepDataModule(batches, batch=None),
+        engine_config(config),
+        work_dir,
+        progress=progress,
+        resume_key=key,
+        on_log=on_log,
     )
-    step = start
-    with bar:
-        while step < config.steps:
-            rng = np.random.default_rng([config.seed, step])
-            mix, sources = sample_batch(bank, config, rng)
-            mix_t = torch.from_numpy(mix).to(config.device)  # (B, C, T)
-            sources_t = torch.from_numpy(sources).to(config.device)  # (B, S, C, T)
-            estimate = model(mix_t)  # (B, S, C, T)
-            loss = torch.nn.functional.l1_loss(estimate, sources_t)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad)
-            optimizer.step()
-            step += 1
-            value = float(loss.detach().cpu())
-            if not math.isfinite(value):
-                raise StageError(
-                    f"separator training diverged at step {step} (loss {value}); lower lr"
-                )
-            losses.append(value)
-            bar.update(1)
-            bar.set_postfix(loss=f"{value:.4f}")
-            if on_log is not None and (step % config.log_every == 0 or step == config.steps):
-                on_log(step, float(np.mean(losses[-config.log_every :])))
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                _save(Path(work_dir) / CHECKPOINT, key, config, model, optimizer, step, losses)
     model.eval().cpu()
     # HTDemucs records the length it last saw as its segment; the exported config must match.
     from fractions import Fraction
 
     model.segment = Fraction(int(round(config.segment_s * config.sr)), config.sr)
-    return TrainResult(model=model, step=step, resumed_from=start, losses=losses, train_songs=names)
-
-
-def _resume(
-    path: Path, key: str, steps: int, model: Any, optimizer: Any
-) -> tuple[int, list[float]]:
-    import torch
-
-    if not path.is_file():
-        return 0, []
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        log.warning(
-            "separator: ignoring unreadable checkpoint %s (%s)", path, str(exc).splitlines()[0]
-        )
-        return 0, []
-    if ckpt.get("format") != CHECKPOINT_FORMAT or ckpt.get("resume_key") != key:
-        log.warning("separator: %s is from another configuration or song list; starting over", path)
-        return 0, []
-    if int(ckpt["step"]) > steps:
-        # Fewer steps than already done: the result must be what `steps` gives from scratch.
-        log.warning("separator: %s is past step %d; starting over", path, steps)
-        return 0, []
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    losses = [float(v) for v in ckpt["losses"].tolist()]
-    log.info("separator: resuming from step %d (%s)", int(ckpt["step"]), path)
-    return int(ckpt["step"]), losses
-
-
-def _save(
-    path: Path,
-    key: str,
-    config: SeparatorTrainConfig,
-    model: Any,
-    optimizer: Any,
-    step: int,
-    losses: list[float],
-) -> None:
-    import torch
-
-    ckpt = {
-        "format": CHECKPOINT_FORMAT,
-        "resume_key": key,
-        "config": json.dumps(asdict(config), sort_keys=True),
-        "code_version": __version__,
-        "step": step,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "losses": torch.tensor(losses, dtype=torch.float64),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    return TrainResult(
+        model=model,
+        step=result.step,
+        resumed_from=result.resumed_from,
+        losses=result.losses,
+        train_songs=names,
+    )
 
 
 # --------------------------------------------------------------------------------------------

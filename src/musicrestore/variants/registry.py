@@ -324,13 +324,28 @@ def build_context(
         target: T2 target group, or ``None``.
         separator_factory: zero-argument callable returning a :class:`Separator`.
         models_dir: folder of learned checkpoints.
-        model_loader: ``loader(name, models_dir)``.
+        model_loader: ``loader(name, models_dir)``; with a ``models_dir`` and no loader,
+            ``musicrestore.checkpoint.load_model(folder, device)`` -> ``(net, config)``, the
+            folder being ``models_dir/<name>``, or ``models_dir`` itself when it is named
+            ``<name>`` and has no such subfolder (the pipeline passes ``models/<name>``).
         source_map: ``(target, sources) -> source``; default ``separation.target_source``.
         device: torch device for learned models.
     """
     if isinstance(variant, str):
         variant = get_variant(variant)
     own, shared = resolve_params(variant, variants_params)
+    if model_loader is None and models_dir is not None:
+
+        def load_checkpoint(name: str, folder: Path | None) -> Any:
+            from .. import checkpoint  # torch only when a learned variant runs
+
+            assert folder is not None
+            if folder.name != name or (folder / name).is_dir():
+                folder = folder / name
+            return checkpoint.load_model(folder, device)
+
+        model_loader = load_checkpoint
+
     ctx = VariantContext(
         params=own,
         target=target,

@@ -1,0 +1,205 @@
+"""The 2D U-Net STFT mask of seed 000 §3 "Contribution" (docs/method.md#unet-mask).
+
+Mono STFT (``n_fft`` 1024, hop 256, Hann window) of the waveform ``y``; a 2D U-Net
+(Ronneberger et al. 2015) over the ``(frequency, time)`` plane of ``|Y|`` predicts a mask
+``M`` in ``[0, 1]`` (sigmoid head); the output is ``ISTFT(M · |Y|, ∠Y)``. Architecture as in
+the seed: four encoder levels with 32 base channels doubling per level (32, 64, 128, 256),
+GELU activations, GroupNorm, a symmetric decoder with transposed-convolution upsampling and
+skip concatenation.
+
+What the seed leaves open, filled here:
+
+- **Input compression.** The U-Net sees ``log(1 + |Y|)``, not ``|Y|``: music magnitudes
+  span five orders of magnitude and the log keeps quiet partials visible to the first
+  convolutions. The mask still multiplies the linear magnitude.
+- **Phase.** ``M · |Y| · exp(i ∠Y)`` is computed as ``M · Y`` (the same number, without the
+  angle of zero bins).
+- **Levels.** Each encoder level is two 3×3 convolutions (GroupNorm, GELU); levels are
+  joined by 2×2 max-pooling, so the deepest level (256 channels) is the bottleneck at 1/8
+  of the resolution, and the decoder has ``levels - 1`` transposed-convolution steps.
+- **Shapes.** The frequency axis (513 bins) and the frame count are zero-padded to a
+  multiple of ``2 ** (levels - 1)`` and the mask is cropped back; the waveform is padded to
+  a multiple of ``hop`` and the output cropped to the input length.
+- **Channels.** ``channels=1`` is the seed's mono path: a stereo input is downmixed (mean)
+  and the mono output duplicated. ``channels=2`` is the seed's future work (stereo-aware
+  U-Net): both channels' magnitudes enter as two input planes and get one mask each.
+
+Chunked inference over long signals is :func:`musicrestore.models.inference.unet_ola`;
+:attr:`UNetMask.alignment` is the shift under which the network is exactly shift-equivariant
+(hop × pooling factor), the grid chunk starts must sit on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _norm(channels: int, groups: int) -> nn.GroupNorm:
+    """GroupNorm with ``groups`` groups, fewer when ``channels`` is not divisible by it."""
+    g = max(1, min(groups, channels))
+    while channels % g:
+        g -= 1
+    return nn.GroupNorm(g, channels)
+
+
+class _ConvBlock(nn.Module):
+    """Two 3×3 convolutions, each followed by GroupNorm and GELU (a U-Net level)."""
+
+    def __init__(self, in_channels: int, out_channels: int, groups: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),  # GroupNorm shifts
+            _norm(out_channels, groups),
+            nn.GELU(),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            _norm(out_channels, groups),
+            nn.GELU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B, C_in, F, N) -> (B, C_out, F, N)
+
+
+class UNetMask(nn.Module):
+    """Seed 000's 2D U-Net STFT mask: ``(B, C, T)`` waveform in, same shape out.
+
+    Args:
+        n_fft: STFT size (Hann window of the same length).
+        hop: STFT hop; ``n_fft / hop = 4`` gives exact overlap-add reconstruction.
+        base_channels: channels of the first level; level ``i`` has ``base · 2^i``.
+        levels: encoder levels (the last is the bottleneck); the input is pooled
+            ``levels - 1`` times.
+        channels: 1 = mono model (stereo downmixed, output duplicated); 2 = stereo model.
+        groups: GroupNorm groups (fewer where a level's channels are not divisible).
+    """
+
+    window: torch.Tensor  # (n_fft,) Hann window, a buffer (moves with the module)
+
+    #: Named configurations: ``large`` is seed 000's, ``small`` trains on a CPU in minutes.
+    SIZES: ClassVar[dict[str, dict[str, Any]]] = {
+        "small": {"base_channels": 8, "levels": 4, "groups": 4},
+        "large": {"base_channels": 32, "levels": 4, "groups": 8},
+    }
+
+    def __init__(
+        self,
+        n_fft: int = 1024,  # seed 000: STFT size
+        hop: int = 256,  # seed 000: STFT hop (n_fft / 4)
+        base_channels: int = 32,  # seed 000: 32 channels at the first level, doubling by depth
+        levels: int = 4,  # seed 000: four encoder levels (32, 64, 128, 256 channels)
+        channels: int = 1,  # 1 = seed 000's mono path; 2 = stereo-aware (its future work)
+        groups: int = 8,  # GroupNorm groups per normalisation layer
+    ) -> None:
+        super().__init__()
+        if n_fft % hop or n_fft // hop < 2:
+            raise ValueError(f"n_fft {n_fft} must be a multiple (>= 2x) of hop {hop}")
+        if channels not in (1, 2):
+            raise ValueError(f"channels must be 1 or 2, got {channels}")
+        if levels < 1 or base_channels < 1:
+            raise ValueError(
+                f"levels and base_channels must be positive, got {levels}, {base_channels}"
+            )
+        self.n_fft, self.hop, self.channels, self.levels = n_fft, hop, channels, levels
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        widths = [base_channels * 2**i for i in range(levels)]  # e.g. 32, 64, 128, 256
+        self.encoder = nn.ModuleList(
+            _ConvBlock(c_in, c_out, groups)
+            for c_in, c_out in zip([channels, *widths[:-1]], widths, strict=True)
+        )
+        self.pool = nn.MaxPool2d(2)
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in range(levels - 1)
+        )
+        self.decoder = nn.ModuleList(
+            _ConvBlock(2 * widths[i], widths[i], groups) for i in range(levels - 1)
+        )
+        self.head = nn.Conv2d(widths[0], channels, 1)  # mask logits, one plane per channel
+        # Channels-last weights make the convolutions pick channels-last kernels (about 2x
+        # faster on CPU at these widths); values and state dicts are unchanged.
+        for p in self.parameters():
+            if p.ndim == 4:
+                p.data = p.data.contiguous(memory_format=torch.channels_last)
+
+    @property
+    def alignment(self) -> int:
+        """Samples by which a shift of the input shifts the output exactly (away from the
+        edges): one hop per frame times the pooling factor ``2 ** (levels - 1)``."""
+        return self.hop * 2 ** (self.levels - 1)
+
+    # ------------------------------------------------------------------------------ STFT
+
+    def stft(self, wave: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T)`` with ``T`` a multiple of ``hop`` -> complex ``(B, C, F, N)``,
+        ``F = n_fft/2 + 1``, ``N = T/hop + 1`` (centred frames, zero padding at the ends)."""
+        b, c, t = wave.shape
+        assert t % self.hop == 0, (t, self.hop)
+        spec = torch.stft(
+            wave.reshape(b * c, t),
+            self.n_fft,
+            self.hop,
+            window=self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )  # (B*C, F, N)
+        return spec.reshape(b, c, *spec.shape[-2:])
+
+    def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        """Complex ``(B, C, F, N)`` -> ``(B, C, length)``, the inverse of :meth:`stft`."""
+        b, c, f, n = spec.shape
+        assert f == self.n_fft // 2 + 1, (f, self.n_fft)
+        wave = torch.istft(
+            spec.reshape(b * c, f, n),
+            self.n_fft,
+            self.hop,
+            window=self.window,
+            center=True,
+            length=length,
+        )  # (B*C, length)
+        return wave.reshape(b, c, length)
+
+    # ------------------------------------------------------------------------------ mask
+
+    def mask(self, mag: torch.Tensor) -> torch.Tensor:
+        """The U-Net: magnitudes ``(B, channels, F, N)`` -> mask in ``[0, 1]``, same shape."""
+        b, c, f, n = mag.shape
+        assert c == self.channels, (c, self.channels)
+        m = 2 ** (self.levels - 1)
+        pad_f, pad_n = -f % m, -n % m
+        x = F.pad(torch.log1p(mag), (0, pad_n, 0, pad_f))  # (B, C, F', N'), multiples of m
+        skips: list[torch.Tensor] = []
+        for i, block in enumerate(self.encoder):
+            if i:
+                x = self.pool(x)  # (B, w_{i-1}, F'/2^i, N'/2^i)
+            x = block(x)  # (B, w_i, F'/2^i, N'/2^i)
+            skips.append(x)
+        for i in reversed(range(self.levels - 1)):
+            x = self.up[i](x)  # (B, w_i, F'/2^i, N'/2^i)
+            x = self.decoder[i](torch.cat([x, skips[i]], dim=1))  # (B, w_i, ...)
+        logits = self.head(x)[..., :f, :n]  # (B, C, F, N)
+        return torch.sigmoid(logits)
+
+    # ---------------------------------------------------------------------------- forward
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T)`` waveform (C = 1 or 2, any T) -> restored ``(B, C, T)``."""
+        b, c, t = wave.shape
+        x = _match_channels(wave, self.channels)  # (B, channels, T)
+        x = F.pad(x, (0, -t % self.hop))  # (B, channels, T'), T' a multiple of hop
+        spec = self.stft(x)  # (B, channels, F, N) complex
+        out = self.istft(self.mask(spec.abs()) * spec, x.shape[-1])  # (B, channels, T')
+        return _match_channels(out[..., :t], c)  # (B, C, T)
+
+
+def _match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """``(B, C, T)`` -> ``(B, channels, T)``: mean downmix, or duplication of mono."""
+    assert x.ndim == 3 and x.shape[1] in (1, 2), x.shape
+    if x.shape[1] == channels:
+        return x
+    if channels == 1:
+        return x.mean(dim=1, keepdim=True)
+    return x.expand(-1, channels, -1)

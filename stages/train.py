@@ -1,0 +1,56 @@
+"""Stage train@<model>: one learned restorer (seed 000's U-Net STFT mask or WaveNet
+denoiser; docs/method.md#learned-models) trained with the one engine of ``musicrestore.train``.
+
+Reads ``models.<model>`` of ``params.yaml`` (``preset`` picks ``presets.<preset>``: the
+network's constructor kwargs ``arch``, a ``train`` config, a ``data`` config and the
+``loss``), trains on the ``--train`` dataset folders, resuming from ``--work`` (keep it
+between runs), and writes ``--out``: ``model.safetensors`` + ``config.json`` (the inference
+checkpoint), ``metrics.json`` (final validation metrics) and ``loss.csv`` (the curve).
+Runs the same under ``torchrun --nproc_per_node N stages/train.py ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from musicrestore.stage import load_params, main_guard
+from musicrestore.train.recipe import is_rank_zero, spec_from_params, stage_outputs, train_model
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--model", required=True, help="models.<name> block and architecture")
+    parser.add_argument("--train", required=True, nargs="+", help="training dataset folder(s)")
+    parser.add_argument("--out", required=True, help="checkpoint folder to (re)create")
+    parser.add_argument("--work", default=None, help="resumable work folder (persistent)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    spec = spec_from_params(load_params(args.params), args.model)
+    out = Path(args.out)
+    work = Path(args.work) if args.work else out.parent / f".{out.name}_work"
+    start = time.perf_counter()
+    with stage_outputs(f"train@{args.model}", spec.params(), out) as (run, tmp):
+        metrics = train_model(spec, args.train, tmp, work, run, progress=not args.no_progress)
+        run.log_metrics({**metrics, "train_s": time.perf_counter() - start})
+        run.set_tags({"model": args.model, "preset": spec.preset})
+        for name in ("metrics.json", "config.json", "loss.csv"):
+            run.log_artifact(tmp / name)
+    si_sdr = metrics.get("val_si_sdr")
+    if is_rank_zero():
+        print(
+            f"train@{args.model} ({spec.preset}): step {metrics['step']} -> {args.out} in "
+            f"{time.perf_counter() - start:.0f} s; val SI-SDR "
+            + (
+                "n/a"
+                if si_sdr is None
+                else f"{si_sdr:.2f} dB (input {metrics['val_si_sdr_degraded']:.2f})"
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,549 @@
+"""The interactive restoration app (seed 000 §3, "Implementation notes aligned with the app"):
+the library layer, every tab through ``gradio_client`` against a running app, a real
+browser (Debian's chromium driven by Playwright), eight concurrent clients, bad uploads and
+the ``python -m musicrestore app`` command.
+
+The app under test serves a project folder made here: a ``params.yaml`` with a small ``app:``
+block, one T1 test set under ``data/`` and no ``models/`` (a fresh clone: DSP variants
+only). Screenshots of every tab go to ``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+pytest.importorskip("gradio")
+pytest.importorskip("gradio_client")
+
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError as ClientAppError  # noqa: E402
+
+from musicrestore.app import core  # noqa: E402
+from musicrestore.app.core import AppError, Project, Workspace  # noqa: E402
+from musicrestore.app.ui import build_app, launch_kwargs  # noqa: E402
+from musicrestore.audio import save_audio  # noqa: E402
+from musicrestore.config import ConfigError  # noqa: E402
+from musicrestore.dataset import Example, write_manifest  # noqa: E402
+from musicrestore.variants import VARIANTS, Variant  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+APP_PARAMS = {"max_upload_mb": 1, "max_duration_s": 20, "concurrency_limit": 2}
+CLIP_KEY = "musicgen_like/ml_000"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _music(sr: int, seconds: float, channels: int, seed: int = 0) -> np.ndarray:
+    """Three decaying partials per note, four notes a second: something to degrade."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    env = np.exp(-6 * (t % 0.25))
+    f0 = 220 * 2 ** (rng.integers(0, 12, size=int(seconds * 4) + 1)[(t * 4).astype(int)] / 12)
+    mono = sum(0.2 / k * np.sin(2 * np.pi * k * f0 * t) for k in (1, 2, 3)) * env
+    return np.repeat(mono[None], channels, axis=0).astype(np.float32)
+
+
+def _make_project(root: Path) -> Path:
+    """A project folder as a fresh clone after the T1 test set was built: params.yaml and
+    ``data/musicgen_like/test`` with one example, no ``models/``."""
+    (root / "params.yaml").write_text(yaml.safe_dump({"app": APP_PARAMS}))
+    folder = root / "data" / "musicgen_like" / "test"
+    sr = 16000
+    clean = _music(sr, 3.0, 1, seed=1)
+    noisy = clean + 0.02 * np.random.default_rng(2).standard_normal(clean.shape).astype(np.float32)
+    save_audio(folder / "ml_000_mixture.flac", noisy, sr)
+    save_audio(folder / "ml_000_target.flac", clean, sr)
+    effect = {"name": "gaussian_noise", "stage": "mixture", "params": {"std": 0.02}}
+    write_manifest(
+        folder,
+        [
+            Example(
+                id="ml_000",
+                task="T1",
+                mixture="ml_000_mixture.flac",
+                target="ml_000_target.flac",
+                sr=sr,
+                duration_s=3.0,
+                song="A|B",
+                effects=[effect],
+            )
+        ],
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Good and bad uploads."""
+    d = tmp_path_factory.mktemp("uploads")
+    good = d / "song.wav"
+    save_audio(good, _music(44100, 3.0, 2), 44100, subtype="PCM_16")
+    text = d / "notes.txt"
+    text.write_text("not audio at all\n")
+    fake = d / "fake.wav"  # text content under an audio name
+    fake.write_text("RIFF? no, just text\n" * 20)
+    truncated = d / "truncated.wav"
+    save_audio(truncated, _music(44100, 2.0, 2), 44100, subtype="PCM_16")
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    six = d / "six.wav"
+    sf.write(six, np.zeros((8000, 6), np.float32), 8000, subtype="PCM_16")
+    big = d / "big.wav"  # 2.1 MB > app.max_upload_mb = 1
+    save_audio(big, _music(44100, 6.0, 2), 44100, subtype="FLOAT")
+    long = d / "long.wav"  # 25 s > app.max_duration_s = 20, but only 400 kB
+    save_audio(long, _music(8000, 25.0, 1), 8000, subtype="PCM_16")
+    return SimpleNamespace(
+        good=good, text=text, fake=fake, truncated=truncated, six=six, big=big, long=long
+    )
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """The app on 127.0.0.1, a free port, serving a fresh project; closed at the end."""
+    root = _make_project(tmp_path_factory.mktemp("project"))
+    project = Project.load(root / "params.yaml")
+    workspace = Workspace(tmp_path_factory.mktemp("workspace"))
+    demo = build_app(project, workspace)
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True,
+        server_name="127.0.0.1",
+        server_port=_free_port(),
+        **launch_kwargs(project, workspace),
+    )
+    try:
+        yield SimpleNamespace(url=url, project=project, workspace=workspace, root=root)
+    finally:
+        demo.close(verbose=False)
+        workspace.close()
+
+
+def _client(app: SimpleNamespace) -> Client:
+    return Client(app.url, verbose=False)
+
+
+def _error(call) -> str:  # type: ignore[no-untyped-def]
+    """The message the page shows for a request that fails (a gr.Error)."""
+    with pytest.raises(ClientAppError) as exc:
+        call()
+    text = str(exc.value)
+    assert "Traceback" not in text and "\n" not in text.strip()
+    return text
+
+
+# ----------------------------------------------------------------------------- library
+
+
+def test_app_params_block_defaults_and_errors() -> None:
+    assert core.app_settings(None) == core.APP_DEFAULTS
+    assert core.app_settings({"max_upload_mb": "2"})["max_upload_mb"] == 2.0
+    for bad, key in [
+        ({"max_upload_mb": 0}, "app.max_upload_mb"),
+        ({"concurrency_limit": 0}, "app.concurrency_limit"),
+        ({"queue_max_size": "many"}, "app.queue_max_size"),
+        ({"max_uploads": 3}, "unknown key"),
+    ]:
+        with pytest.raises(ConfigError, match=key) as exc:
+            core.app_settings(bad)
+        assert "\n" not in str(exc.value)
+
+
+def test_availability_follows_the_registry_and_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A variant runs when it needs nothing or its separator / checkpoint folder exists;
+    the note names the dvc.yaml stage that makes a missing model."""
+    monkeypatch.setitem(
+        VARIANTS,
+        "fake_learned",
+        Variant(
+            name="fake_learned",
+            fn=lambda w, sr, ctx: w.copy(),
+            description="a learned stand-in",
+            params_key="fake_learned",
+            checkpoint="fake_ckpt",
+        ),
+    )
+    (tmp_path / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "train": {
+                        "foreach": ["other", "fake_ckpt"],
+                        "do": {"cmd": "train ${item}", "outs": ["models/${item}"]},
+                    }
+                }
+            }
+        )
+    )
+    project = Project(tmp_path, {})
+    avail = project.availability()
+    for name, v in VARIANTS.items():
+        assert avail[name].available == (not v.needs_separator and not v.checkpoint), name
+    assert "fake_learned" not in project.available_variants()
+    assert {"identity", "dsp_direct"} <= set(project.available_variants())
+    note = project.missing_note()
+    assert "`dvc repro train_separator`" in note and "`dvc repro train@fake_ckpt`" in note
+    assert avail["fake_learned"].commands == ("dvc repro train@fake_ckpt",)
+    assert "run `dvc repro train_separator`" in project.describe_variant("demucs")
+    assert "Pipeline scores" not in project.describe_variant("dsp_direct")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "metrics.json").write_text(
+        json.dumps({"dsp_direct": {"t1": {"si_sdr": 1.5}, "t3": {"p25_level_db": -60.0}}})
+    )
+    assert "T1 si_sdr 1.5; T3 p25_level_db -60" in project.describe_variant("dsp_direct")
+
+    for v in VARIANTS.values():  # every checkpoint folder, and the separator's
+        if v.checkpoint:
+            (tmp_path / "models" / v.checkpoint).mkdir(parents=True, exist_ok=True)
+    (tmp_path / "models" / "separator").mkdir()
+    assert set(project.available_variants()) == set(VARIANTS)
+    assert project.missing_note() == ""
+
+
+def test_strength_scales_probabilities_and_degrading_is_seeded() -> None:
+    probs = {"a": 0.5, "b": 0.75, "off": 0.0}
+    assert core.scaled_probabilities(probs, 0.0) == {"a": 0.0, "b": 0.0, "off": 0.0}
+    assert core.scaled_probabilities(probs, 0.5) == probs
+    assert core.scaled_probabilities(probs, 1.0) == {"a": 1.0, "b": 1.0, "off": 0.0}
+    with pytest.raises(AppError, match="between 0 and 1"):
+        core.scaled_probabilities(probs, 1.5)
+    wave = _music(16000, 1.0, 2)
+    for chain in core.CHAINS:
+        ref, deg, effects, info = core.degrade_wave(wave, 16000, chain, 1.0, seed=3)
+        again = core.degrade_wave(wave, 16000, chain, 1.0, seed=3)
+        assert deg.shape == ref.shape == wave.shape and np.array_equal(deg, again[1])
+        assert effects and effects == again[2] and info["chain"] == chain
+        assert max(np.abs(ref).max(), np.abs(deg).max()) <= 0.999 + 1e-6
+        # the reference is the clean input at the chain's level, nothing else
+        assert np.allclose(ref / np.abs(ref).max(), wave / np.abs(wave).max(), atol=1e-5)
+    _, deg, effects, _ = core.degrade_wave(wave, 16000, "musicgen_like", 0.0, seed=3)
+    assert effects == [] and np.allclose(deg / np.abs(deg).max(), wave / np.abs(wave).max())
+
+
+def test_separating_variant_restores_a_stem_once_the_separator_exists(tmp_path: Path) -> None:
+    """With ``models/separator`` written as train_separator does, a separating "stem"
+    variant runs on a target group; any length goes through restore_array."""
+    from musicrestore import separation
+
+    separation.export_repo(
+        separation.tiny_htdemucs(seed=0),
+        tmp_path / "models" / "separator",
+        "trained",
+        formats=("safetensors",),
+    )
+    project = Project(tmp_path, {})
+    assert "demucs" in project.available_variants()
+    workspace = Workspace(tmp_path / "ws")
+    path = tmp_path / "mix.wav"
+    save_audio(path, _music(44100, 1.5, 2), 44100)
+    session = core.load_upload(project, workspace.new_session(), path, "degraded")
+    steps: list[str] = []
+    session, out = core.restore(
+        project, session, "demucs", "", "Voc", progress=lambda f, t: steps.append(t)
+    )
+    assert out.label == "demucs (Voc)" and out.target == "Voc"
+    assert sf.info(str(out.path)).frames == sf.info(str(path)).frames
+    assert steps[-1] == "demucs: done"
+    result = core.compare(project, session, [out.label])
+    assert [row["signal"] for row in result.table] == ["input", "demucs (Voc)"]
+    assert all("SI-SDR" not in key for key in result.table[0])  # no reference: non-intrusive
+
+
+def test_long_inputs_are_chunked_with_progress(tmp_path: Path) -> None:
+    project = Project(tmp_path, {"restore": {"chunk_s": 1.0, "overlap_s": 0.25}})
+    path = tmp_path / "long.wav"
+    save_audio(path, _music(8000, 4.5, 1), 8000)
+    session = core.load_upload(project, Workspace(tmp_path / "ws").new_session(), path)
+    steps: list[float] = []
+    session, out = core.restore(
+        project, session, "preclean", None, None, progress=lambda f, t: steps.append(f)
+    )
+    assert len(steps) == core.count_chunks(VARIANTS["preclean"], 36000, 8000, project.restore) + 1
+    assert len(steps) > 3 and steps == sorted(steps) and steps[-1] == 1.0
+    assert sf.info(str(out.path)).frames == 36000
+
+
+# ----------------------------------------------------------------------------- the app
+
+
+def test_every_tab_through_the_client(app: SimpleNamespace, files: SimpleNamespace) -> None:
+    from .test_musicgen import _tiny_musicgen
+
+    c = _client(app)
+    # Generate: MusicGen missing, then a local (tiny, random-init) model folder
+    msg = _error(
+        lambda: c.predict("a prompt", 1.0, 0, "facebook/musicgen-small", api_name="/generate")
+    )
+    assert "huggingface-cli download facebook/musicgen-small" in msg
+    tiny = _tiny_musicgen(app.root / "tiny_musicgen")
+    status, source, *_ = c.predict("gentle grooves", 1.0, 0, str(tiny), api_name="/generate")
+    assert status.startswith("**MusicGen (tiny_musicgen)") and "32000 Hz, mono" in status
+    assert sf.info(source).samplerate == 32000
+
+    # Generate: a test-set clip (degraded input + its reference)
+    status, source, degraded, reference, effects, _ = c.predict(CLIP_KEY, api_name="/load_clip")
+    assert f"test clip {CLIP_KEY}" in status and "Reference kept" in status
+    assert degraded and reference and json.loads(effects)["effects"][0]["name"] == "gaussian_noise"
+
+    # Generate: an upload, then Degrade it
+    status, *_ = c.predict(handle_file(files.good), "clean", api_name="/upload")
+    assert "upload song.wav" in status and "44100 Hz, stereo" in status
+    status, source, degraded, reference, effects, _ = c.predict(
+        "msr_mixture", 1.0, 7, api_name="/degrade"
+    )
+    fx = json.loads(effects)
+    assert [e["name"] for e in fx["effects"]] == ["limiter", "resample", "mp3", "gaussian_noise"]
+    assert fx["degradation"]["seed"] == 7 and "degraded (msr_mixture)" in status
+    assert sf.info(degraded).frames == sf.info(reference).frames == 3 * 44100
+
+    # Restore: params prefilled per variant; target group only for "stem" variants
+    params, target, _ = c.predict("demucs_dsp", api_name="/variant_params")
+    assert list(json.loads(params)) == ["demucs_dsp", "dsp_direct"]
+    assert target["visible"] is (VARIANTS["demucs_dsp"].output == "stem")
+    _, target, _ = c.predict("dsp_direct", api_name="/variant_params")
+    assert target["visible"] is False
+    msg = _error(lambda: c.predict("demucs", "", "Voc", api_name="/restore"))
+    assert "models/separator" in msg and "dvc repro train_separator" in msg
+    msg = _error(lambda: c.predict("dsp_direct", "{oops", "(mixture)", api_name="/restore"))
+    assert "not valid JSON" in msg
+    msg = _error(
+        lambda: c.predict(
+            "dsp_direct", '{"dsp_direct": {"nr_n_fft": -1}}', "(mixture)", api_name="/restore"
+        )
+    )
+    assert "variants.dsp_direct.nr_n_fft" in msg
+    edited = json.loads(c.predict("dsp_direct", api_name="/variant_params")[0])
+    edited["dsp_direct"]["gain_db"] = 0.0
+    for name, text in [("dsp_direct", json.dumps(edited)), ("identity", "")]:
+        *_, restored, info, decisions = c.predict(name, text, "(mixture)", api_name="/restore")
+        assert sf.info(restored).frames == 3 * 44100 and name in info
+        json.loads(decisions)
+
+    # Compare: players, figures, metrics against the reference, downloads
+    *slots, table, spec, overlay, diff, downloads, window = c.predict(
+        ["dsp_direct", "identity"], api_name="/compare"
+    )
+    shown = [s["label"] for s in slots if s.get("visible")]
+    assert shown == ["reference", "input", "dsp_direct", "identity"]
+    assert table["headers"][:2] == ["signal", "SI-SDR (dB) ↑"]
+    rows = {r[0]: dict(zip(table["headers"], r, strict=True)) for r in table["data"]}
+    assert set(rows) == {"input", "dsp_direct", "identity"}
+    assert rows["identity"]["SI-SDR (dB) ↑"] == rows["input"]["SI-SDR (dB) ↑"]
+    for png in (spec, overlay, diff):
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(downloads) == 4 and "loudest window" in window
+
+    # Reset
+    status, *_ = c.predict(api_name="/reset")
+    assert status == "Nothing loaded yet."
+    assert "nothing to compare" in _error(lambda: c.predict([], api_name="/compare"))
+    assert "restore" in _error(lambda: c.predict("identity", "", "(mixture)", api_name="/restore"))
+
+
+def test_bad_uploads_say_why_and_the_app_keeps_serving(
+    app: SimpleNamespace, files: SimpleNamespace
+) -> None:
+    c = _client(app)
+    cases = [
+        (files.text, "notes.txt: not a readable audio file"),
+        (files.fake, "fake.wav: not a readable audio file"),
+        (files.truncated, "truncated.wav: truncated file"),
+        (files.six, "six.wav: 6 channels; only mono or stereo is supported"),
+        (files.long, "long.wav: 25.0 s long; this app takes at most 20 s"),
+    ]
+    for path, expected in cases:
+        msg = _error(lambda p=path: c.predict(handle_file(p), "clean", api_name="/upload"))
+        assert expected in msg, msg
+        assert "/tmp" not in msg and "gradio" not in msg  # the user's file name, not a path
+        status, *_ = c.predict(handle_file(files.good), "clean", api_name="/upload")
+        assert "upload song.wav" in status
+    # over the size cap: Gradio refuses it before it reaches the app ...
+    with pytest.raises(ValueError, match="maximum file size"):
+        c.predict(handle_file(files.big), "clean", api_name="/upload")
+    status, *_ = c.predict(handle_file(files.good), "degraded", api_name="/upload")
+    assert "No reference" in status
+    # ... and the app's own check says the same where a larger Gradio cap let it through
+    with pytest.raises(AppError, match=r"big.wav: 2.0 MB; this app takes uploads up to 1 MB"):
+        core.load_upload(app.project, app.workspace.new_session(), files.big)
+    with pytest.raises(AppError, match="x.wav: the upload did not arrive"):
+        core.load_upload(app.project, app.workspace.new_session(), files.good.with_name("x.wav"))
+
+
+def test_eight_concurrent_clients(app: SimpleNamespace, files: SimpleNamespace) -> None:
+    """Eight clients upload 3 s of stereo and restore it (dsp_direct) at once: every one
+    finishes without error through the queue (app.concurrency_limit at a time)."""
+    import psutil
+
+    proc = psutil.Process()
+    peak = proc.memory_info().rss
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not done.wait(0.05):
+            peak = max(peak, proc.memory_info().rss)
+
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            c = _client(app)
+            c.predict(handle_file(files.good), "clean", api_name="/upload")
+            *_, restored, info, _ = c.predict("dsp_direct", "", "(mixture)", api_name="/restore")
+            assert sf.info(restored).frames == 3 * 44100
+            results.append(info)
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    rss0 = proc.memory_info().rss
+    start = time.perf_counter()
+    threads = [threading.Thread(target=one) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    wall = time.perf_counter() - start
+    done.set()
+    print(
+        f"\nload test: 8 clients x 3 s stereo, dsp_direct: wall {wall:.1f} s, "
+        f"peak RSS {peak / 2**20:.0f} MiB (+{(peak - rss0) / 2**20:.0f} MiB over idle)"
+    )
+    assert not errors, errors
+    assert len(results) == 8
+
+
+def test_browser_upload_degrade_restore_compare(
+    app: SimpleNamespace, files: SimpleNamespace
+) -> None:
+    """A real browser: upload, degrade, restore with two variants, compare (players,
+    figures, metrics table), a bad upload's message; a screenshot of every tab."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    def upload(page, path: Path) -> None:  # type: ignore[no-untyped-def]
+        clear = page.locator("#upload-file").get_by_label("Clear")
+        if clear.count():
+            clear.click()
+        page.locator("#upload-file input[type=file]").set_input_files(str(path))
+        page.locator("#upload-file").get_by_text(path.stem).first.wait_for()
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(app.url)
+            status = page.locator("#session-status")
+            status.get_by_text("Nothing loaded yet.").wait_for()
+            assert "dvc repro train_separator" in page.locator("#missing-models").inner_text()
+
+            # Generate: a broken upload shows its one line; then a good one loads
+            upload(page, files.truncated)
+            page.get_by_role("button", name="Load upload").click()
+            page.get_by_text("truncated.wav: truncated file").first.wait_for()
+            page.screenshot(path=str(ARTIFACTS / "app_bad_upload.png"), full_page=True)
+            page.get_by_test_id("toast-close").first.click()
+            upload(page, files.good)
+            page.get_by_role("button", name="Load upload").click()
+            status.get_by_text("upload song.wav").wait_for()
+            page.screenshot(path=str(ARTIFACTS / "app_generate.png"), full_page=True)
+
+            page.get_by_role("tab", name="Degrade").click()
+            page.get_by_role("button", name="Degrade", exact=True).click()
+            status.get_by_text("degraded (musicgen_like)").wait_for()
+            assert '"effects"' in page.locator("body").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "app_degrade.png"), full_page=True)
+
+            page.get_by_role("tab", name="Restore").click()
+            for name in ("dsp_direct", "identity"):
+                page.locator("#variant input").click()
+                page.get_by_role("option", name=name, exact=True).click()
+                page.get_by_text(f'"{name}"').first.wait_for()  # its params are shown
+                page.get_by_role("button", name="Restore", exact=True).click()
+                page.get_by_text(f"{name}: restored in").wait_for()
+            status.get_by_text("Restored: dsp_direct, identity").wait_for()
+            page.screenshot(path=str(ARTIFACTS / "app_restore.png"), full_page=True)
+
+            page.get_by_role("tab", name="Compare").click()
+            page.get_by_role("button", name="Compare", exact=True).click()
+            table = page.locator("#metrics-table")
+            table.get_by_text("SI-SDR (dB)").first.wait_for()
+            table.get_by_text("identity").first.wait_for()
+            figures = page.locator("img[src*='compare_']")
+            figures.nth(2).wait_for()
+            assert figures.count() == 3
+            assert all(
+                figures.nth(i).evaluate("img => img.complete && img.naturalWidth > 100")
+                for i in range(3)
+            )
+            for label in ("reference", "input", "dsp_direct", "identity"):
+                page.get_by_test_id("block-label").get_by_text(label, exact=True).first.wait_for()
+            page.screenshot(path=str(ARTIFACTS / "app_compare.png"), full_page=True)
+
+            page.get_by_role("tab", name="Reset").click()
+            page.get_by_role("button", name="Reset session").click()
+            status.get_by_text("Nothing loaded yet.").wait_for()
+            page.screenshot(path=str(ARTIFACTS / "app_reset.png"), full_page=True)
+        finally:
+            browser.close()
+    for tab in ("bad_upload", "generate", "degrade", "restore", "compare", "reset"):
+        assert (ARTIFACTS / f"app_{tab}.png").stat().st_size > 10_000
+
+
+def test_module_command_serves_on_localhost(tmp_path: Path) -> None:
+    """``python -m musicrestore app --params P --port N`` prints its URL, serves the page,
+    and stops on SIGTERM; a bad ``app:`` block is one line and exit 1."""
+    root = _make_project(tmp_path)
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "musicrestore", "app", "--params", str(root / "params.yaml")]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith(f"musicrestore app: http://127.0.0.1:{port}"), line
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as resp:
+            assert resp.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+
+    (root / "params.yaml").write_text(yaml.safe_dump({"app": {"concurrency_limit": 0}}))
+    bad = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == [
+        "error: app.concurrency_limit: got 0; expected an integer >= 1"
+    ]

@@ -1,0 +1,398 @@
+"""The training engine: recipe, exact resume, EMA export, on-the-fly data, DDP, the stage."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from musicrestore import tracking
+from musicrestore.audio import save_audio
+from musicrestore.checkpoint import load_model, save_model
+from musicrestore.config import ConfigError
+from musicrestore.dataset import Example, write_manifest
+from musicrestore.stage import StageError
+from musicrestore.train import engine
+from musicrestore.train.data import (
+    CropDataset,
+    DataConfig,
+    StepSampler,
+    data_config_from_params,
+    denoiser_data,
+    split_examples,
+)
+from musicrestore.train.engine import TrainConfig, config_from_params, fit, lr_factor
+from musicrestore.train.losses import l1_logmag
+from musicrestore.train.modules import DenoiserModule
+
+SR = 32000
+CROP = {"crop_s": 0.25, "val_fraction": 0.33}  # 6 examples: 4 train, 2 validation
+FAST = {"batch": 2, "lr": 1e-2, "accelerator": "cpu", "log_every": 1, "grad_clip": 1.0}
+
+
+class TinyConv(torch.nn.Module):
+    """Two 1-D convolutions with a residual: (B, C, T) -> (B, C, T)."""
+
+    def __init__(self, channels: int = 1, hidden: int = 4, kernel: int = 9) -> None:
+        super().__init__()
+        self.inp = torch.nn.Conv1d(channels, hidden, kernel, padding=kernel // 2)
+        self.out = torch.nn.Conv1d(hidden, channels, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.out(torch.tanh(self.inp(x)))
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, type]]:
+    """``tiny_conv`` in ``musicrestore.models.ARCHITECTURES`` (a stand-in registry module
+    when the package does not exist yet)."""
+    try:
+        import musicrestore.models as models
+    except ImportError:
+        models = types.ModuleType("musicrestore.models")
+        models.ARCHITECTURES = {}  # type: ignore[attr-defined]
+        monkeypatch.setitem(sys.modules, "musicrestore.models", models)
+    monkeypatch.setitem(models.ARCHITECTURES, "tiny_conv", TinyConv)
+    yield models.ARCHITECTURES
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """6 T1 examples of 0.5 s at 32 kHz mono: a chord over a faint noise floor (clean) and
+    the same plus hiss (degraded)."""
+    folder = tmp_path_factory.mktemp("musicgen_like") / "train"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    t = np.arange(SR // 2) / SR
+    examples = []
+    for i in range(6):
+        f0 = 110.0 * 2 ** (i / 4)
+        clean = sum(0.2 * np.sin(2 * np.pi * f0 * k * t + i) / k for k in (1, 2, 3))
+        clean = (clean[None] + 0.005 * rng.standard_normal((1, t.size))).astype(np.float32)
+        noisy = (clean + 0.05 * rng.standard_normal(clean.shape)).astype(np.float32)
+        ex_id = f"mgl_train_{i:05d}"
+        save_audio(folder / f"{ex_id}_mixture.flac", noisy, SR)
+        save_audio(folder / f"{ex_id}_target.flac", clean, SR)
+        examples.append(
+            Example(ex_id, "T1", f"{ex_id}_mixture.flac", f"{ex_id}_target.flac", SR, 0.5)
+        )
+    write_manifest(folder, examples)
+    return folder
+
+
+def _run(
+    dataset: Path,
+    work: Path,
+    callbacks: tuple[object, ...] = (),
+    data: dict[str, object] | None = None,
+    run: tracking.StageRun | None = None,
+    **train: object,
+) -> tuple[DenoiserModule, engine.FitResult]:
+    config = TrainConfig(**{**FAST, **train})  # type: ignore[arg-type]
+    data_config = DataConfig(**{**CROP, "on_the_fly": False, **(data or {})})  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    module = DenoiserModule(TinyConv())
+    dm = denoiser_data([dataset], data_config, config.batch, config.seed)
+    return module, fit(module, dm, config, work, run, progress=False, callbacks=list(callbacks))
+
+
+class _Kill(engine.pl.Callback):
+    """Stands for a SIGKILL: the run dies before step ``at + 1`` starts."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_start(self, trainer: object, *args: object) -> None:
+        if trainer.global_step == self.at:  # type: ignore[attr-defined]
+            raise RuntimeError("killed")
+
+
+# ------------------------------------------------------------------------------- recipe
+
+
+def test_loss_and_schedule() -> None:
+    x = torch.randn(2, 1, 4096, requires_grad=True)
+    assert float(l1_logmag(x.detach(), x.detach())) == 0.0
+    loss = l1_logmag(x, torch.zeros_like(x) + 0.01)
+    loss.backward()
+    assert float(loss.detach()) > 0 and x.grad is not None and torch.isfinite(x.grad).all()
+    config = TrainConfig(steps=10, warmup_steps=2, lr=1.0)
+    factors = [lr_factor(s, config) for s in range(10)]
+    assert factors[:3] == [0.5, 1.0, 1.0] and factors[-1] == pytest.approx(
+        0.5 * (1 + math.cos(math.pi * 7 / 8))
+    )
+    assert all(a >= b for a, b in zip(factors[1:], factors[2:], strict=False))
+    flat = TrainConfig(steps=10, schedule="constant")
+    assert {lr_factor(s, flat) for s in range(10)} == {1.0}
+
+
+def test_config_errors_are_one_line() -> None:
+    for params, words in [
+        ({"stepz": 3}, "train: unknown key(s) stepz"),
+        ({"precision": "fp8"}, "train.precision: got 'fp8'"),
+        ({"ema_decay": 1.5}, "train.ema_decay"),
+        ({"accumulate": 0}, "train.accumulate"),
+    ]:
+        with pytest.raises(ConfigError) as exc:
+            config_from_params(params)
+        assert words in str(exc.value) and "\n" not in str(exc.value)
+    assert config_from_params({"precision": "auto", "lr": "3e-4"}).lr == 3e-4
+    with pytest.raises(StageError, match="needs a GPU"):
+        engine.resolve_hardware(TrainConfig(precision="bf16-mixed", accelerator="cpu"))
+    assert engine.resolve_hardware(TrainConfig(precision="auto", accelerator="cpu")) == (
+        "cpu",
+        "32-true",
+    )
+    with pytest.raises(ConfigError, match="data.degrade"):
+        data_config_from_params({"degrade": {"chain": {"resampel": 0.5}}})
+
+
+def test_a_few_steps_lower_the_loss(dataset: Path, tmp_path: Path) -> None:
+    val = denoiser_data([dataset], DataConfig(**CROP, on_the_fly=False), 2, 0).val_set
+    degraded = torch.stack([val[j][0] for j in range(2)])
+    clean = torch.stack([val[j][1] for j in range(2)])
+    torch.manual_seed(0)
+    with torch.no_grad():
+        before = float(l1_logmag(TinyConv()(degraded), clean))
+    run = tracking.StageRun({"params": {}, "metrics": [], "tags": {}})
+    module, result = _run(dataset, tmp_path / "work", run=run, steps=8, val_every=4)
+    with torch.no_grad():
+        after = float(l1_logmag(module.export_net()(degraded), clean))
+    assert after < 0.9 * before
+    assert result.step == 8 and len(result.losses) == 8 and result.resumed_from == 0
+    assert set(result.metrics) == {"val_loss", "val_si_sdr", "val_si_sdr_degraded"}
+    assert result.metrics["val_loss"] == pytest.approx(after, rel=1e-5)
+    rows = (tmp_path / "work" / "loss.csv").read_text().splitlines()
+    assert rows[0].startswith("step,train_loss,lr,val_loss,val_si_sdr")
+    assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(1, 9))
+    assert rows[4].split(",")[3] and not rows[3].split(",")[3]  # validation at step 4
+    logged = {(name, step) for name, _, step, _ in run.record["metrics"]}  # type: ignore[index]
+    assert {("train_loss", 1), ("lr", 8), ("val_si_sdr", 4), ("val_si_sdr", 8)} <= logged
+
+
+# ------------------------------------------------------------------------------- resume
+
+
+def test_a_killed_run_continues_exactly(dataset: Path, tmp_path: Path) -> None:
+    """Kill after 4 of 8 steps, rerun: the same weights, EMA, losses and curve as one
+    uninterrupted run (on-the-fly degradation, accumulation, warmup + cosine, EMA)."""
+    train = {
+        "steps": 8,
+        "accumulate": 2,
+        "warmup_steps": 2,
+        "ema_decay": 0.9,
+        "checkpoint_every": 2,
+    }
+    data = {"on_the_fly": True}
+    straight, ref = _run(dataset, tmp_path / "a", data=data, **train)
+    with pytest.raises(RuntimeError, match="killed"):
+        _run(dataset, tmp_path / "b", (_Kill(5),), data=data, **train)
+    assert engine.checkpoint_step(tmp_path / "b" / "last.ckpt") == 4
+    resumed, got = _run(dataset, tmp_path / "b", data=data, **train)
+    assert got.resumed_from == 4 and got.step == 8 and got.losses == ref.losses
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    assert int(resumed.ema.step) == 8
+    csv = [(tmp_path / d / "loss.csv").read_text() for d in ("a", "b")]
+    assert csv[0] == csv[1]
+
+    # Raising steps continues; another configuration starts over (the stale state goes).
+    more, longer = _run(dataset, tmp_path / "b", data=data, **{**train, "steps": 9})
+    assert longer.resumed_from == 8 and longer.step == 9 and longer.losses[:8] == ref.losses
+    _, other = _run(dataset, tmp_path / "b", data=data, **{**train, "lr": 5e-3, "steps": 1})
+    assert other.resumed_from == 0 and other.step == 1 and len(other.losses) == 1
+    _, past = _run(dataset, tmp_path / "a", data=data, **{**train, "steps": 4})
+    assert past.resumed_from == 0 and past.step == 4  # fewer steps than done: from scratch
+    assert past.losses == ref.losses[:4]
+
+
+def test_ema_weights_are_exported(registry: dict[str, type], dataset: Path, tmp_path: Path) -> None:
+    module, result = _run(dataset, tmp_path / "work", steps=4, ema_decay=0.5)
+    exported = module.export_net().state_dict()
+    raw = module.net.state_dict()
+    ema = module.ema.ema_model.state_dict()
+    assert all(torch.equal(exported[k], ema[k]) for k in exported)
+    assert any(not torch.equal(exported[k], raw[k]) for k in exported)
+    save_model(tmp_path / "ckpt", module.export_net(), "tiny_conv", {}, SR, result.step, "", "")
+    loaded, config = load_model(tmp_path / "ckpt")
+    assert config["step"] == 4
+    assert all(torch.equal(loaded.state_dict()[k], ema[k]) for k in ema)
+
+
+# --------------------------------------------------------------------------------- data
+
+
+def test_on_the_fly_degradation_is_fresh_per_epoch_and_seeded(dataset: Path) -> None:
+    train, val = split_examples([dataset], CROP["val_fraction"], 64)
+    assert [ex.id for _, ex in train] == [f"mgl_train_{i:05d}" for i in range(4)]
+    assert [ex.id for _, ex in val] == ["mgl_train_00004", "mgl_train_00005"]
+    fly = CropDataset(train, DataConfig(**CROP), seed=3)
+    deg0, clean0 = fly.item(1, epoch=0)
+    deg1, _ = fly.item(1, epoch=1)
+    assert deg0.shape == clean0.shape == (1, SR // 4)
+    assert not torch.equal(deg0, deg1)
+    again = CropDataset(train, DataConfig(**CROP), seed=3).item(1, epoch=0)
+    assert torch.equal(deg0, again[0]) and torch.equal(clean0, again[1])
+    assert not torch.equal(deg0, CropDataset(train, DataConfig(**CROP), seed=4).item(1, 0)[0])
+    # The stream: epoch e visits every example once, in a seeded order.
+    assert sorted(int(fly.permutation(1)[p]) for p in range(4)) == [0, 1, 2, 3]
+    assert torch.equal(fly[4 + 2][0], fly.item(int(fly.permutation(1)[2]), 1)[0])
+    # Cached: the degraded mixture is cropped where the target is.
+    cached = CropDataset(train, DataConfig(**CROP, on_the_fly=False), seed=3)
+    deg, clean = cached.item(0)
+    assert float(torch.mean(torch.abs(deg - clean))) == pytest.approx(0.04, abs=0.01)
+    stereo = CropDataset(val, DataConfig(**CROP, channels=2), seed=0, split="val")
+    assert stereo[0][0].shape == (2, SR // 4) and torch.equal(stereo[1][0], stereo[1][0])
+
+
+def test_step_sampler_splits_micro_batches_across_ranks() -> None:
+    def take(start: int, rank: int, world: int) -> list[int]:
+        it = iter(StepSampler(start, 2, rank, world))
+        return [next(it) for _ in range(4)]
+
+    assert take(0, 0, 1) == [0, 1, 2, 3] and take(1, 0, 1) == [2, 3, 4, 5]
+    assert take(0, 0, 2) == [0, 1, 4, 5] and take(0, 1, 2) == [2, 3, 6, 7]
+
+
+# -------------------------------------------------------------------------- distributed
+
+DDP_SCRIPT = """
+import os, sys, torch
+from torch.utils.data import Dataset
+from musicrestore.train.data import StepDataModule
+from musicrestore.train.engine import TrainConfig, fit
+from musicrestore.train.modules import DenoiserModule
+
+torch.set_num_threads(1)
+
+
+class Toy(Dataset):
+    def __init__(self, n=None):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, k):
+        g = torch.Generator().manual_seed(int(k))
+        clean = 0.3 * torch.randn(1, 1024, generator=g)
+        return clean + 0.1 * torch.randn(1, 1024, generator=g), clean
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(1, 1, 5, padding=2)
+
+    def forward(self, x):
+        return x + self.conv(x)
+
+
+if __name__ == "__main__":
+    torch.manual_seed(0)
+    module = DenoiserModule(Net())
+    config = TrainConfig(steps=2, batch=2, lr=1e-2, accelerator="cpu", log_every=1)
+    result = fit(module, StepDataModule(Toy(), Toy(4), batch=2), config, sys.argv[1], progress=False)
+    total = float(sum(p.detach().sum() for p in module.net.parameters()))
+    print(f"RANK {os.environ['RANK']} world {module.trainer.world_size} step {result.step} "
+          f"weights {total:.6f} val {result.metrics['val_si_sdr']:.4f} "
+          f"losses {' '.join(f'{v:.6f}' for v in result.losses)}", flush=True)
+"""
+
+
+def test_torchrun_two_processes(tmp_path: Path) -> None:
+    """``torchrun --nproc_per_node 2`` (gloo on the CPU): both ranks train two steps in sync
+    (same weights, same all-reduced losses and validation) and rank 0 writes the checkpoint."""
+    script = tmp_path / "ddp_train.py"
+    script.write_text(textwrap.dedent(DDP_SCRIPT))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    proc = subprocess.run(
+        [*cmd, str(script), str(tmp_path / "work")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("RANK"))
+    assert len(lines) == 2, proc.stdout
+    assert [line.split()[1] for line in lines] == ["0", "1"]
+    assert {" ".join(line.split()[2:]) for line in lines} == {
+        " ".join(lines[0].split()[2:])
+    }  # same world, step, weights, (all-reduced) validation and losses
+    assert "world 2 step 2" in lines[0]
+    assert engine.checkpoint_step(tmp_path / "work" / "last.ckpt") == 2
+
+
+# -------------------------------------------------------------------------------- stage
+
+
+def _stage_main():  # stages/ is not a package: load the script as a module
+    path = Path(__file__).resolve().parents[1] / "stages" / "train.py"
+    spec = importlib.util.spec_from_file_location("stage_train", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_stage_writes_a_loadable_checkpoint(
+    registry: dict[str, type], dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    preset = {
+        "arch": {"hidden": 3},
+        "train": {**FAST, "steps": 3, "val_every": 2, "checkpoint_every": 2},
+        "data": {**CROP, "on_the_fly": False},
+    }
+    params = {"seed": 5, "models": {"tiny_conv": {"preset": "small", "presets": {"small": preset}}}}
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    argv = [
+        "--model",
+        "tiny_conv",
+        "--train",
+        str(dataset),
+        "--out",
+        "models/tiny",
+        "--no-progress",
+    ]
+    _stage_main()(argv)
+    out = Path("models/tiny")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "loss.csv",
+        "metrics.json",
+        "model.safetensors",
+    ]
+    assert (Path("models/.tiny_work") / "last.ckpt").is_file()
+    net, config = load_model(out)
+    assert isinstance(net, TinyConv) and config["kwargs"] == {"hidden": 3} and config["sr"] == SR
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["step"] == 3 and metrics["val_examples"] == 2
+    assert np.isfinite(metrics["val_si_sdr"]) and "train_s" not in metrics
+    assert len((out / "loss.csv").read_text().splitlines()) == 1 + 3
+
+    # Every step done: the rerun resumes, trains nothing and writes the same bytes.
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    _stage_main()(argv)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+    preset["arch"] = {"hiddn": 3}
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit) as exit_info:
+        _stage_main()(argv)
+    assert exit_info.value.code == 1
+    assert (out / "model.safetensors").is_file()  # the failed stage left the output alone
