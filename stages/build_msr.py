@@ -5,6 +5,7 @@ Writes ``--out-test`` and ``--out-train`` (dataset folders: ``{id}_mixture.flac`
 restore and evaluate stages depend on the test sets alone. Params: the ``msr``
 section (keys = :func:`musicrestore.degrade.build.build_msr` arguments; ``degrade`` = the
 chain config; ``targets`` is read by ``dvc.yaml`` only), ``seed`` when ``msr.seed`` is unset.
+``--shard i/n`` builds one shard on one machine (see :mod:`musicrestore.degrade.merge`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from musicrestore import tracking
-from musicrestore.degrade.build import build_msr, check_params
+from musicrestore.degrade.build import build_msr, check_params, parse_shard
 from musicrestore.degrade.chains import msr_config
 from musicrestore.stage import load_params, main_guard, output_dir
 
@@ -27,17 +28,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", required=True, help="Voc, Rhy, ..., Gtr_AG, Gtr_EG")
     parser.add_argument("--out-test", required=True, help="test set folder, replaced atomically")
     parser.add_argument("--out-train", required=True, help="training set folder, likewise")
+    parser.add_argument(
+        "--shard",
+        help="i/n: build only the examples whose index is i mod n (same ids and seeds) into "
+        "--out-test/--out-train; join the n shard folders with python -m musicrestore.degrade.merge",
+    )
     args = parser.parse_args(argv)
+    shard = parse_shard(args.shard)
     params = load_params(args.params)
     kwargs = {k: v for k, v in load_params(args.params, "msr").items() if k != "targets"}
     kwargs.setdefault("seed", int(params.get("seed", 0)))
     cfg = kwargs.pop("degrade", None)
     check_params(build_msr, kwargs, f"{args.params}: msr")
     logged = {**kwargs, "target": args.target, "degrade": msr_config(cfg)}  # with the defaults
-    with tracking.stage_run(f"build_msr@{args.target}", logged) as run:
+    suffix = f"#{shard[0]}of{shard[1]}" if shard else ""
+    with tracking.stage_run(f"build_msr@{args.target}{suffix}", logged) as run:
         with output_dir(args.out_test) as test, output_dir(args.out_train) as train:
             folders = {"test": test, "train": train}
-            stats = build_msr(args.rawstems, args.splits, args.target, folders, cfg=cfg, **kwargs)
+            stats = build_msr(
+                args.rawstems, args.splits, args.target, folders, cfg=cfg, shard=shard, **kwargs
+            )
         run.log_metrics({k: v for k, v in stats.items() if k in ("test", "train", "build_time_s")})
         run.log_artifact(Path(args.out_test) / "stats.json", artifact_path="test")
         run.log_artifact(Path(args.out_train) / "stats.json", artifact_path="train")

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
                     ctx,
                     testset=name,
                     progress=not args.no_progress,
-                    warm=False,
+                    warm=variant.per_target,  # per-target models load per set, untimed
                     **chunking,
                 )
                 tasks[name] = per_set[name]["task"]

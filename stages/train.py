@@ -1,5 +1,7 @@
 """Stage train@<model>: one learned restorer (seed 000's U-Net STFT mask or WaveNet
 denoiser; docs/method.md#learned-models) trained with the one engine of ``musicrestore.train``.
+Stage train_uformer@<group>: seed 004's U-Former for one target group
+(docs/method.md#uformer), ``--model uformer --target <group>`` on ``data/msr/train/<group>``.
 
 Reads ``models.<model>`` of ``params.yaml`` (``preset`` picks ``presets.<preset>``: the
 network's constructor kwargs ``arch``, a ``train`` config, a ``data`` config and the
@@ -27,22 +29,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train", required=True, nargs="+", help="training dataset folder(s)")
     parser.add_argument("--out", required=True, help="checkpoint folder to (re)create")
     parser.add_argument("--work", default=None, help="resumable work folder (persistent)")
+    parser.add_argument("--target", default=None, help="T2 group of a per-target model (Voc, ...)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     spec = spec_from_params(load_params(args.params), args.model)
     out = Path(args.out)
     work = Path(args.work) if args.work else out.parent / f".{out.name}_work"
+    if args.target is not None:
+        from musicrestore.taxonomy import parse_target
+
+        parse_target(args.target)
+    stage = f"train@{args.model}" if args.target is None else f"train_{args.model}@{args.target}"
     start = time.perf_counter()
-    with stage_outputs(f"train@{args.model}", spec.params(), out) as (run, tmp):
-        metrics = train_model(spec, args.train, tmp, work, run, progress=not args.no_progress)
+    with stage_outputs(stage, spec.params(), out) as (run, tmp):
+        metrics = train_model(
+            spec, args.train, tmp, work, run, progress=not args.no_progress, target=args.target
+        )
         run.log_metrics({**metrics, "train_s": time.perf_counter() - start})
-        run.set_tags({"model": args.model, "preset": spec.preset})
+        tags = {"model": args.model, "preset": spec.preset}
+        run.set_tags(tags if args.target is None else {**tags, "target": args.target})
         for name in ("metrics.json", "config.json", "loss.csv"):
             run.log_artifact(tmp / name)
     si_sdr = metrics.get("val_si_sdr")
     if is_rank_zero():
         print(
-            f"train@{args.model} ({spec.preset}): step {metrics['step']} -> {args.out} in "
+            f"{stage} ({spec.preset}): step {metrics['step']} -> {args.out} in "
             f"{time.perf_counter() - start:.0f} s; val SI-SDR "
             + (
                 "n/a"

@@ -70,7 +70,9 @@ def test_cli_lists_the_registry(capsys):
     assert code == 0
     lines = out.strip().splitlines()
     assert [line.split()[0] for line in lines] == list(VARIANTS)
-    assert "stem" in lines[-1] and "separator" in lines[-1]
+    for line, variant in zip(lines, VARIANTS.values(), strict=True):
+        assert variant.output in line
+        assert ("separator" in line) == variant.needs_separator
 
 
 def test_cli_restores_a_file_and_a_folder(tmp_path, capsys):

@@ -5,16 +5,19 @@ test sees exactly what a clean clone sees. It checks that every stage ran (every
 variant included), that the outputs follow the dataset contract, that ``metrics.json`` is
 the short headline, that MLflow grouped the stage runs, that a second ``dvc repro`` has
 nothing to do, that forced re-runs reproduce restore, evaluate and report byte for byte,
-and that changing one params block marks exactly the stages that read it.
+that changing one params block marks exactly the stages that read it, and that every cached
+output survives a push to and a pull from a directory, an SSH and an S3 remote.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -235,3 +238,214 @@ def test_changing_one_params_block_marks_exactly_its_readers(
     readers = {f"restore@{n}" for n, v in VARIANTS.items() if "dsp_direct" in v.reads}
     assert readers == {"restore@dsp_direct", "restore@demucs_dsp", "restore@adaptive"}
     assert changed == readers
+
+
+# ------------------------------------------------------------------------ shared remotes
+
+
+def cached_outputs(repo: Path) -> list[str]:
+    """Every output DVC caches (and therefore pushes): uncached metrics stay in git."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        return sorted({o.def_path for o in dvc_repo.index.outs if o.use_cache})
+
+
+def snapshot(repo: Path, paths: list[str]) -> dict[str, str]:
+    """``{relative file path: sha256}`` of every file under ``paths``."""
+    import hashlib
+
+    files: dict[str, str] = {}
+    for rel in paths:
+        top = repo / rel
+        for path in [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file()):
+            files[str(path.relative_to(repo))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return files
+
+
+def tree_size(folder: Path) -> tuple[int, int]:
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+class SFTPServer:
+    """An asyncssh SFTP server on 127.0.0.1 (a free port), serving ``root`` as ``/``, with
+    public-key login (any user name); it runs its own event loop in a background thread."""
+
+    def __init__(self, root: Path, host_key: object, authorized_keys: Path) -> None:
+        import asyncio
+        import threading
+
+        self.root, self.host_key, self.authorized_keys = root, host_key, authorized_keys
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.acceptor: object = None
+        self.port = 0
+        self.error: BaseException | None = None
+
+    def _serve(self) -> None:
+        import asyncio
+
+        import asyncssh
+
+        asyncio.set_event_loop(self.loop)
+        chroot = str(self.root).encode()
+        try:
+            self.acceptor = self.loop.run_until_complete(
+                asyncssh.listen(
+                    "127.0.0.1",
+                    0,
+                    server_host_keys=[self.host_key],
+                    authorized_client_keys=str(self.authorized_keys),
+                    sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=chroot),
+                    allow_scp=False,
+                )
+            )
+            self.port = self.acceptor.get_port()  # type: ignore[attr-defined]
+        except BaseException as exc:  # reported by start()
+            self.error = exc
+            self.ready.set()
+            return
+        self.ready.set()
+        self.loop.run_forever()
+
+    def start(self) -> SFTPServer:
+        self.thread.start()
+        assert self.ready.wait(30), "the SFTP server did not start"
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def stop(self) -> None:
+        import asyncio
+
+        if self.acceptor is not None:
+
+            async def close() -> None:
+                self.acceptor.close()  # type: ignore[attr-defined]
+                await self.acceptor.wait_closed()  # type: ignore[attr-defined]
+
+            asyncio.run_coroutine_threadsafe(close(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+        self.loop.close()
+
+
+def ssh_remote(base: Path) -> tuple[SFTPServer, dict[str, str], list[list[str]]]:
+    """Start an SFTP server; returns it, the environment DVC needs (a ``HOME`` whose
+    ``~/.ssh/known_hosts`` trusts the server's generated host key, as a teammate's would)
+    and the ``dvc remote`` commands that configure the remote ``ssh``."""
+    import asyncssh
+
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    home, served = base / "home", base / "sftp-root"
+    (home / ".ssh").mkdir(parents=True)
+    served.mkdir()
+    keyfile = home / ".ssh" / "id_team"
+    client_key.write_private_key(str(keyfile))
+    keyfile.chmod(0o600)
+    authorized = base / "authorized_keys"
+    authorized.write_bytes(client_key.export_public_key())
+    server = SFTPServer(served, host_key, authorized).start()
+    host_pub = host_key.export_public_key().decode().split()
+    (home / ".ssh" / "known_hosts").write_text(
+        f"[127.0.0.1]:{server.port} {host_pub[0]} {host_pub[1]}\n"
+    )
+    commands = [
+        ["remote", "add", "--local", "ssh", "ssh://127.0.0.1/team-cache"],
+        ["remote", "modify", "--local", "ssh", "port", str(server.port)],
+        ["remote", "modify", "--local", "ssh", "user", "teammate"],
+        ["remote", "modify", "--local", "ssh", "keyfile", str(keyfile)],
+        ["remote", "modify", "--local", "ssh", "allow_agent", "false"],
+    ]
+    return server, {"HOME": str(home)}, commands
+
+
+def s3_remote() -> tuple[object, Callable[[], tuple[int, int]], list[list[str]]] | None:
+    """A moto S3 server on 127.0.0.1, a function counting what the bucket holds (objects,
+    bytes) and the commands for the remote ``s3``; ``None`` where moto or dvc-s3 is not
+    installed (requirements-dev.txt pins both)."""
+    try:
+        import boto3
+        import dvc_s3  # noqa: F401
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        return None
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **creds)
+    client.create_bucket(Bucket="team")
+
+    def stored() -> tuple[int, int]:
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket="team")
+        sizes = [obj["Size"] for page in pages for obj in page.get("Contents", [])]
+        return len(sizes), sum(sizes)
+
+    commands = [
+        ["remote", "add", "--local", "s3", "s3://team/musicrestore"],
+        ["remote", "modify", "--local", "s3", "endpointurl", endpoint],
+        ["remote", "modify", "--local", "s3", "region", "us-east-1"],
+        ["remote", "modify", "--local", "s3", "access_key_id", "testing"],
+        ["remote", "modify", "--local", "s3", "secret_access_key", "testing"],
+    ]
+    return server, stored, commands
+
+
+def test_every_output_round_trips_through_shared_remotes(
+    repro: tuple[Path, dict[str, str], str], tmp_path: Path
+) -> None:
+    """``dvc push`` to a directory, an SSH (SFTP) and, where moto is installed, an S3
+    remote; then, per remote, the cache and every cached output are deleted and
+    ``dvc pull`` brings back every file byte for byte, with nothing left to run."""
+    import time
+
+    repo, env, _ = repro
+    outs = cached_outputs(repo)
+    assert {"data/rawstems", "data/musicgen_like", "reports/plots"} <= set(outs)
+    before = snapshot(repo, outs)
+    local_dir = tmp_path / "dir-remote"
+    sftp, ssh_env, ssh_cmds = ssh_remote(tmp_path / "ssh")
+    s3 = s3_remote()
+    remotes: dict[str, tuple[dict[str, str], Callable[[], tuple[int, int]]]] = {
+        "dir": ({}, lambda: tree_size(local_dir)),
+        "ssh": (ssh_env, lambda: tree_size(sftp.root / "team-cache")),
+    }
+    commands = [["remote", "add", "--local", "dir", str(local_dir)], *ssh_cmds]
+    if s3 is not None:
+        remotes["s3"] = ({}, s3[1])
+        commands += s3[2]
+    report = [f"{len(before)} files in {len(outs)} cached outputs"]
+    try:
+        for cmd in commands:
+            run_dvc(repo, *cmd, env=env)
+        for name, (extra, stored) in remotes.items():
+            t0 = time.monotonic()
+            run_dvc(repo, "push", "-r", name, env={**env, **extra})
+            push_s = time.monotonic() - t0
+            n, nbytes = stored()
+            assert n > 0, name
+            report.append(f"{name}: push {push_s:.1f} s, {n} objects, {nbytes / 1e6:.1f} MB stored")
+        for name, (extra, _) in remotes.items():
+            shutil.rmtree(repo / ".dvc" / "cache")
+            for rel in outs:
+                path = repo / rel
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            t0 = time.monotonic()
+            run_dvc(repo, "pull", "-r", name, env={**env, **extra})
+            pull_s = time.monotonic() - t0
+            assert snapshot(repo, outs) == before, name
+            assert json.loads(run_dvc(repo, "status", "--json", env=env).stdout) == {}, name
+            report.append(f"{name}: pull {pull_s:.1f} s, every file identical, dvc status empty")
+    finally:
+        sftp.stop()
+        if s3 is not None:
+            s3[0].stop()  # type: ignore[attr-defined]
+    if s3 is None:
+        report.append("s3: skipped (moto / dvc-s3 not installed)")
+    print("\n" + "\n".join(report))

@@ -58,15 +58,17 @@ def passthrough_model(name: str, models_dir: Path | None) -> tuple[Any, dict[str
 
     from musicrestore.models import ARCHITECTURES
 
+    arch = name.split("/")[0]  # a per-target model: "uformer/<group>"
     kwargs = {
         "unet_mask": {"n_fft": 256, "hop": 64, "base_channels": 4, "levels": 2, "groups": 2},
         "wavenet": {"residual_channels": 4, "skip_channels": 4, "layers_per_stack": 3},
-    }[name]
-    net = ARCHITECTURES[name](**kwargs).eval()
-    if name == "unet_mask":
+        "uformer": {"n_fft": 256, "hop": 64, "channels": [2, 4], "roformer_layers": 1, "heads": 1},
+    }[arch]
+    net = ARCHITECTURES[arch](**kwargs).eval()  # the U-Former's zero head: the identity
+    if arch == "unet_mask":
         nn.init.zeros_(net.head.weight)
         nn.init.constant_(net.head.bias, 30.0)  # sigmoid(30) = 1 in float32
-    return net, {"sr": SR, "arch": name, "kwargs": kwargs}
+    return net, {"sr": SR, "arch": arch, "kwargs": kwargs}
 
 
 def restore(
@@ -254,6 +256,22 @@ def learned_job(name: str) -> None:
         )
 
 
+def uformer_job(name: str) -> None:
+    """Loads the model of the example's target group (``ctx.model("uformer/<group>")``,
+    once per group) and returns what it returns: with networks that pass their input
+    through, the input, mono and stereo, chunked. Without a target it refuses to run."""
+    rng = np.random.default_rng(0)
+    for channels in (1, 2):
+        x = tones(SR, [440.0, 3000.0], duration_s=1.0, channels=channels)
+        x = x + white_noise(rng, x.shape, -40.0)
+        for target in ("Voc", "Bass"):
+            out, ctx = restore(name, x, {name: {"chunk_s": 0.4, "context_s": 0.1}}, target=target)
+            np.testing.assert_allclose(out, x, atol=1e-4)
+            assert set(ctx._cache.models) == {f"uformer/{target}"}
+    with pytest.raises(VariantError, match="target"):
+        restore(name, x)
+
+
 @dataclass(frozen=True)
 class Expected:
     """What a registered variant must be: its metadata, and ``job(name)`` that asserts it
@@ -275,6 +293,7 @@ EXPECTED: dict[str, Expected] = {
     "demucs": Expected("stem", True, ("demucs",), demucs_job),
     "unet_mask": Expected("mixture", False, ("unet_mask",), learned_job),
     "wavenet": Expected("mixture", False, ("wavenet",), learned_job),
+    "uformer": Expected("stem", False, ("uformer",), uformer_job),
 }
 
 
@@ -407,4 +426,5 @@ def test_every_variant_survives_a_very_short_clip(name):
     x = (0.3 * np.sin(2 * np.pi * 440 * np.arange(2205) / SR)).astype(np.float32)
     x = np.stack([x, 0.5 * x])
     separator = BandSplitSeparator() if VARIANTS[name].needs_separator else None
-    restore(name, x, separator=separator)
+    target = "Voc" if VARIANTS[name].per_target else None  # one model per T2 group
+    restore(name, x, separator=separator, target=target)

@@ -202,7 +202,7 @@ def variant_stages() -> dict[str, Any]:
         if v.needs_separator:
             args.append(f"--separator-dir {SEPARATOR}")
             artifacts.append(SEPARATOR)
-        if v.checkpoint:  # ctx.model(name) loads <models-dir>/<name>
+        if v.checkpoint:  # ctx.model(name) loads <models-dir>/<name> (per target: /<group>)
             args.append(f"--models-dir {MODELS}")
             artifacts.append(f"{MODELS}/{v.checkpoint}")
         targets = ["msr.targets"] if "T2" in v.tasks else []
@@ -244,10 +244,17 @@ LEARNED: dict[str, list[str]] = {
     "unet_mask": ["data/musicgen_like/train"],
     "wavenet": ["data/musicgen_like/train"],
 }
+#: Learned restorers with one model per T2 target group (seed 004's U-Former): name -> the
+#: folder of the groups' training sets (``<folder>/<group>``).
+PER_TARGET: dict[str, str] = {"uformer": MSR_TRAIN}
 
 
 def train_stages() -> dict[str, Any]:
-    """``train@<model>`` for every learned model whose variant is registered."""
+    """``train@<model>`` for every learned model whose variant is registered, and
+    ``train_<model>@<group>`` for every per-target model (:data:`PER_TARGET`) over
+    ``msr.targets`` (DVC's ``foreach``, like ``build_msr``): ``models/<model>/<group>``.
+    The restore stage of a per-target variant depends on the whole ``models/<model>``
+    folder, which DVC connects to every ``train_<model>@<group>`` output inside it."""
     from .variants import VARIANTS
 
     checkpoints = {v.checkpoint for v in VARIANTS.values() if v.checkpoint}
@@ -256,10 +263,9 @@ def train_stages() -> dict[str, Any]:
         for name, folders in LEARNED.items()
         if name in checkpoints
     }
-    if not items:
-        return {}
-    return {
-        "train": {
+    out: dict[str, Any] = {}
+    if items:
+        out["train"] = {
             "foreach": items,
             "do": {
                 "cmd": "python stages/train.py --params params.yaml --model ${key} --train "
@@ -270,7 +276,22 @@ def train_stages() -> dict[str, Any]:
                 "outs": [f"{MODELS}/${{key}}"],
             },
         }
-    }
+    per_target = {v.checkpoint for v in VARIANTS.values() if v.checkpoint and v.per_target}
+    for name, root in PER_TARGET.items():
+        if name not in per_target:
+            continue
+        out[f"train_{name}"] = {
+            "foreach": "${msr.targets}",
+            "do": {
+                "cmd": f"python stages/train.py --params params.yaml --model {name} --target "
+                f"${{item}} --train {root}/${{item}} --out {MODELS}/{name}/${{item}} "
+                f"--work {MODELS}/.{name}_work/${{item}} --no-progress",
+                "deps": [f"{root}/${{item}}", *code_deps("stages/train.py")],
+                "params": ["seed", f"models.{name}"],
+                "outs": [f"{MODELS}/{name}/${{item}}"],
+            },
+        }
+    return out
 
 
 def stages() -> dict[str, Any]:

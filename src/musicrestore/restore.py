@@ -328,12 +328,15 @@ def _first_line(exc: BaseException) -> str:
 def warm_up(variant: Variant, ctx: VariantContext, sr: int = 44100) -> float:
     """Build the separator, load the model and run the variant once on 0.25 s of faint
     noise (lazy imports such as noisereduce's ~3 s, first-call initialisation), so that
-    the timings that follow are compute only. Returns the seconds it took."""
+    the timings that follow are compute only. Returns the seconds it took. A per-target
+    model (``uformer``) is loaded for ``ctx.target``; without a target nothing is run."""
     start = time.perf_counter()
     if variant.needs_separator:
         ctx.separator()
-    if variant.checkpoint:
-        ctx.model(variant.checkpoint)
+    if variant.per_target and ctx.target is None:
+        return time.perf_counter() - start  # one model per target group: nothing to load yet
+    if (model := variant.model_name(ctx.target)) is not None:
+        ctx.model(model)
     probe = 1e-3 * np.random.default_rng(0).standard_normal((2, sr // 4))
     _call_variant(variant, probe.astype(np.float32), sr, ctx.derive())
     return time.perf_counter() - start
@@ -391,7 +394,9 @@ def restore_dataset(
     if len(set(ids)) != len(ids):
         raise RestoreError(f"{dataset_dir / MANIFEST}: example ids are not unique")
     out_dir.mkdir(parents=True, exist_ok=True)
-    setup_s = warm_up(variant, ctx) if warm else 0.0
+    first_t2 = next((ex.group for ex in examples if ex.task == "T2"), None)
+    warm_ctx = ctx if first_t2 is None else ctx.derive(target=first_t2)
+    setup_s = warm_up(variant, warm_ctx) if warm else 0.0
     per_example: dict[str, float] = {}
     decisions: dict[str, Any] = {}
     audio_s = 0.0

@@ -25,6 +25,12 @@ Environment:
     ``MUSICRESTORE_RUN_GROUP``: force a group id; otherwise it comes from the ``dvc`` process
     that launched the stage (its pid and start time, found by walking up the process tree),
     which is the same for every stage of one invocation and different across invocations.
+    ``MUSICRESTORE_TRACKING_REQUIRED=1``: ``python -m musicrestore.tracking flush`` fails
+    (exit 1, one line naming the server) when a record cannot be sent. Without it a record
+    that cannot be sent stays spooled and ``flush`` exits 0 saying so: a store that is down
+    never fails a pipeline, and a team that wants every run on its server runs the ``flush``
+    after ``dvc repro`` / ``dvc exp run`` with the variable set (README, "Team use"). Stages
+    never fail because of tracking, whatever the variable says.
 """
 
 from __future__ import annotations
@@ -260,6 +266,11 @@ def _dispatch(spool: Path) -> None:
         )
 
 
+def required() -> bool:
+    """``MUSICRESTORE_TRACKING_REQUIRED``: an unsent record fails ``flush`` (module doc)."""
+    return os.environ.get("MUSICRESTORE_TRACKING_REQUIRED", "0") not in ("0", "false", "no", "")
+
+
 def flush(spool: Path | None = None, block: bool = True, linger_s: float = 0.0) -> int:
     """Send every spooled record to MLflow; returns how many were sent.
 
@@ -268,12 +279,37 @@ def flush(spool: Path | None = None, block: bool = True, linger_s: float = 0.0) 
     before returning. A record that MLflow refuses stays in the spool (and the error is
     appended to ``flush.log`` there) and flushing stops, so nothing is lost or reordered.
     """
-    spool = spool or spool_dir()
+    return _flush(spool or spool_dir(), block, linger_s)[0]
+
+
+def _server(uri: str) -> str:
+    """``uri`` without a password (``http://user:secret@host`` -> ``http://user@host``)."""
+    scheme, sep, rest = uri.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        userinfo, _, host = rest.partition("@")
+        return f"{scheme}://{userinfo.split(':', 1)[0]}@{host}"
+    return uri
+
+
+def _short(msg: str, width: int = 200) -> str:
+    """``msg`` cut in the middle: MLflow's errors name the request first, the cause last."""
+    return msg if len(msg) <= width else f"{msg[: width // 2]} ... {msg[-(width // 2) :]}"
+
+
+def _record_uri(path: Path) -> str:
+    try:
+        return str(json.loads(path.read_text())["tracking_uri"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return tracking_uri()
+
+
+def _flush(spool: Path, block: bool, linger_s: float) -> tuple[int, tuple[str, str] | None]:
+    """:func:`flush`, and ``(server, error)`` of the record that could not be sent, if any."""
     sent = 0
     while True:
         with _lock(spool, block) as held:
             if not held:
-                return sent
+                return sent, None
             idle_since = time.monotonic()
             while True:
                 records = pending(spool)
@@ -290,13 +326,13 @@ def flush(spool: Path | None = None, block: bool = True, linger_s: float = 0.0) 
                         with open(spool / "flush.log", "a") as fh:
                             fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {path.name}: {msg}\n")
                         log.warning("MLflow: %s stays in %s (%s)", path.name, spool, msg)
-                        return sent
+                        return sent, (_server(_record_uri(path)), msg)
                     sent += 1
                 idle_since = time.monotonic()
         # A stage may have spooled a record after the last look but before the lock was
         # released (it then saw the lock taken and started no flusher): look once more.
         if not pending(spool):
-            return sent
+            return sent, None
 
 
 _clients: dict[str, Any] = {}
@@ -387,10 +423,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.background:
         flush(spool, block=False, linger_s=FLUSHER_LINGER_S)
         return 0
-    sent = flush(spool, block=True)
+    log.setLevel(logging.ERROR)  # the one line below says what the per-record warning would
+    sent, failed = _flush(spool, block=True, linger_s=0.0)
     left = len(pending(spool))
-    print(f"sent {sent} record(s) to MLflow; {left} waiting in {spool}")
-    return 1 if left else 0
+    if failed is None:
+        print(f"sent {sent} record(s) to MLflow; {left} waiting in {spool}")
+        return 0
+    server, msg = failed
+    if required():
+        print(
+            f"error: MLflow server {server} did not take {left} record(s) ({_short(msg)}); "
+            f"they stay in {spool} (MUSICRESTORE_TRACKING_REQUIRED=1)",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"sent {sent} record(s) to MLflow; {left} stay in {spool}: {server} did not take them "
+        f"({_short(msg)}); run this again when it is back"
+    )
+    return 0
 
 
 if __name__ == "__main__":

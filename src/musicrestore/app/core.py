@@ -349,7 +349,8 @@ class Clip:
 
 def _stage_writing(dvc_yaml: Path, out: str, params: Mapping[str, Any]) -> str | None:
     """The name of the stage of ``dvc_yaml`` whose ``outs`` hold ``out`` (``name@item`` for
-    a ``foreach`` stage), or ``None``."""
+    a ``foreach`` stage), the name of a ``foreach`` group whose items write below ``out``
+    (``train_uformer`` for ``models/uformer``; ``dvc repro`` runs a whole group), or ``None``."""
     try:
         stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages") or {}
     except (OSError, yaml.YAMLError, AttributeError):
@@ -366,10 +367,14 @@ def _stage_writing(dvc_yaml: Path, out: str, params: Mapping[str, Any]) -> str |
             items = _param_ref(items, params)
         body = stage.get("do") or {}
         pairs = items.items() if isinstance(items, dict) else ((i, i) for i in items or [])
+        below = False
         for key, item in pairs:
             outs = [_substitute(o, key, item) for o in _outs(body)]
             if out in outs:
                 return f"{name}@{key}"
+            below = below or any(o.startswith(out.rstrip("/") + "/") for o in outs)
+        if below:
+            return str(name)
     return None
 
 

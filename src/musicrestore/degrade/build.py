@@ -18,6 +18,11 @@ Determinism: example ``i`` of a split draws everything from its own seed,
 ``example_seed(seed, target, split, i)``, and goes to song ``i mod n_songs``; adding examples
 never changes earlier ones, and the output bytes do not depend on the number of workers
 (each worker runs torch single-threaded, as does the in-process path).
+
+Sharding: with ``shard=(i, n)`` a builder writes only the examples whose index is ``i`` mod
+``n`` (same ids, seeds and songs), so ``n`` machines can build one dataset;
+:mod:`musicrestore.degrade.merge` joins the shard folders into the folder a single build
+writes, byte for byte (README, "Team use").
 """
 
 from __future__ import annotations
@@ -419,13 +424,41 @@ def effect_rates(examples: Sequence[Example]) -> dict[str, float]:
     return {k: counts[k] / n for k in sorted(counts)}
 
 
-def _split_stats(examples: Sequence[Example], songs: Sequence[str]) -> dict[str, Any]:
+def split_stats(examples: Sequence[Example], n_songs: int) -> dict[str, Any]:
+    """A split's entry of ``stats.json``; ``examples`` sorted by id (the manifest's order)."""
     return {
         "examples": len(examples),
         "seconds": round(sum(ex.duration_s for ex in examples), 3),
-        "songs": len(songs),
+        "songs": n_songs,
         "effect_rates": effect_rates(examples),
     }
+
+
+def _split_stats(examples: Sequence[Example], songs: Sequence[str]) -> dict[str, Any]:
+    return split_stats(examples, len(songs))
+
+
+def parse_shard(text: str | Sequence[int] | None) -> tuple[int, int] | None:
+    """``"i/n"`` (or ``(i, n)``) -> ``(i, n)`` with ``0 <= i < n``; ``None`` stays ``None``.
+    Anything else is a one-line :class:`~musicrestore.stage.StageError`."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(x) for x in (text.split("/") if isinstance(text, str) else text))
+    except ValueError:
+        raise StageError(f"shard {text!r}: expected i/n, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise StageError(f"shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
+def _in_shard(i: int, shard: tuple[int, int] | None) -> bool:
+    return shard is None or i % shard[1] == shard[0]
+
+
+def _shard_stats(stats: dict[str, Any], shard: tuple[int, int] | None) -> None:
+    if shard is not None:  # merge.py checks that the shards of one build are complete
+        stats["shard"] = {"index": shard[0], "count": shard[1]}
 
 
 def _workers(workers: int | None) -> int:
@@ -458,6 +491,7 @@ def build_msr(
     cfg: Mapping[str, Any] | None = None,
     active_db: float = -40.0,
     subtype: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Write the degraded MSR test and train sets of one target (seed 004 §4.2).
 
@@ -483,12 +517,15 @@ def build_msr(
         active_db: activity threshold of a segment's target RMS (dBFS).
         subtype: FLAC sample format (``None``: :func:`musicrestore.audio.save_audio`'s 24-bit;
             ``"PCM_16"`` halves the disk use).
+        shard: ``(i, n)``: only the examples whose index is ``i`` mod ``n`` (see the module
+            docstring); ``stats.json`` then counts those and records the shard.
 
     Returns:
         The stats written to ``stats.json``.
     """
     start = time.perf_counter()
     parse_target(target)
+    shard = parse_shard(shard)
     config = msr_config(cfg)
     splits = read_splits(splits_dir)
     if target not in splits:
@@ -504,6 +541,7 @@ def build_msr(
         else {split: Path(out_dir) / split for split in ("test", "train")}
     )
     stats: dict[str, Any] = {"target": target, "sr": sr, "seed": seed}
+    _shard_stats(stats, shard)
     with _executor(nproc) as pool:
         for split, names, n, seg_s in (
             ("test", test_names, n_test, segment_s),
@@ -543,6 +581,8 @@ def build_msr(
                 )
             per_song: dict[int, list[tuple[str, int]]] = {}
             for i in range(n):
+                if not _in_shard(i, shard):
+                    continue
                 per_song.setdefault(i % len(usable), []).append(
                     (f"{target}_{split}_{i:05d}", example_seed(seed, target, split, i))
                 )
@@ -581,6 +621,7 @@ def build_musicgen_like(
     cfg: Mapping[str, Any] | None = None,
     active_db: float = -40.0,
     subtype: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Write the MusicGen-like T1 sets (seed 000 §3): mono ``sr`` (32 kHz) clean/degraded pairs.
 
@@ -589,12 +630,14 @@ def build_musicgen_like(
     ``n_train`` crops of uniform length in ``train_crop_s`` from every other song. Clips are
     the full mix (all stems but room microphones) downmixed to mono.
 
-    Args: as :func:`build_msr`; ``cfg`` overrides :data:`.chains.MUSICGEN_DEFAULTS`.
+    Args: as :func:`build_msr`; ``cfg`` overrides :data:`.chains.MUSICGEN_DEFAULTS`;
+    ``shard`` likewise.
 
     Returns:
         The stats written to ``stats.json``.
     """
     start = time.perf_counter()
+    shard = parse_shard(shard)
     config = musicgen_config(cfg)
     held_out = test_songs(read_splits(splits_dir))
     all_songs = scan(rawstems_root)
@@ -604,6 +647,7 @@ def build_musicgen_like(
     test_list = _songs_by_name(root, sorted(held_out), "test")
     train_list = [s for s in all_songs if s.name not in held_out]
     stats: dict[str, Any] = {"sr": sr, "seed": seed}
+    _shard_stats(stats, shard)
     with _executor(nproc) as pool:
         for split, songs, n, length_s in (
             ("test", test_list, n_test, float(test_s)),
@@ -617,6 +661,8 @@ def build_musicgen_like(
                 )
             per_song: dict[int, list[tuple[str, int]]] = {}
             for i in range(n):
+                if not _in_shard(i, shard):
+                    continue
                 per_song.setdefault(i % len(songs), []).append(
                     (f"mgl_{split}_{i:05d}", example_seed(seed, "musicgen_like", split, i))
                 )
@@ -670,4 +716,4 @@ def check_params(fn: Callable[..., Any], params: Mapping[str, Any], where: str) 
     loudly instead of falling back to a default. Returns the given keys, converted."""
     from .. import config
 
-    return config.merge_kwargs(fn, params, where, **BUILD_RULES)
+    return config.merge_kwargs(fn, params, where, skip=("shard",), **BUILD_RULES)

@@ -12,11 +12,15 @@ that is a function of the optimizer step.
   same stream, another epoch other crops and degradations.
 - Validation: the last ``val_fraction`` of the examples sorted by id (at most ``val_max``)
   are held out of training and scored with fixed crops and degradations.
+- :class:`MSRChain` (``chain: msr``): seed 004's MSR example drawn afresh from the clean
+  target and the clean background (docs/method.md#msr-degradation), for datasets whose
+  manifest names the background.
 - :class:`StepSampler` / :class:`StepDataModule`: sample ``k`` of the stream is item ``k``
   of the dataset, and micro-batch ``m`` of rank ``r`` takes samples
   ``(m·world + r)·batch ...``: the loader built after a checkpoint is restored starts at
   ``global_step × accumulate``, so a resumed run sees exactly the data the uninterrupted
-  run would have, on any number of devices.
+  run would have, on any number of devices. :class:`StagedBatchSampler` does the same
+  for a batch size that changes at one step (the U-Former's second stage).
 """
 
 from __future__ import annotations
@@ -127,9 +131,44 @@ class MusicGenLikeChain:
         return (degraded * g).astype(np.float32), (clean * g).astype(np.float32)
 
 
-#: Chain name -> ``factory(cfg) -> chain(clean, rng, sr) -> (degraded, clean)``. The MSR chain
-#: (which also needs the background stems) plugs in here.
-CHAINS: dict[str, Callable[..., Any]] = {"musicgen_like": MusicGenLikeChain}
+class MSRChain:
+    """Seed 004 §4.2 on the fly (:func:`musicrestore.degrade.chains.msr_example`, T2): the
+    clean target crop goes through a fresh target chain, is mixed with the clean
+    *background* crop at a fresh SNR and the mixture through a fresh mixture chain.
+    ``chain(target (C, T), rng, sr, background (C, T)) -> (mixture, reference)``, the
+    reference being the unprocessed target at the level it entered the mixture.
+
+    It needs the clean background of every example (a manifest's ``meta["background"]``,
+    a file beside the mixture). The cached MSR training sets of
+    :func:`musicrestore.degrade.build.build_msr` hold only the degraded mixture and the
+    clean target, so on them a model trains on the cached mixtures (``on_the_fly: false``).
+    """
+
+    needs_background = True
+
+    def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
+        from ..degrade.chains import msr_config
+
+        self.config = msr_config(cfg)
+
+    def __call__(
+        self,
+        clean: np.ndarray,
+        rng: np.random.Generator,
+        sr: int,
+        background: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        from ..degrade.chains import msr_example
+
+        if background is None:
+            raise StageError("the msr chain needs the clean background of the example")
+        ex = msr_example(clean, background, sr, rng, self.config)
+        return ex.mixture, ex.reference
+
+
+#: Chain name -> ``factory(cfg) -> chain(clean, rng, sr) -> (degraded, clean)``; a chain with
+#: ``needs_background`` also takes the example's clean background crop (MSR, task T2).
+CHAINS: dict[str, Callable[..., Any]] = {"musicgen_like": MusicGenLikeChain, "msr": MSRChain}
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,13 +183,23 @@ def data_hash(folders: Sequence[str | os.PathLike[str]]) -> str:
         folder = Path(folder)
         manifest = folder / "manifest.jsonl"
         digest.update(manifest.read_bytes())
-        names = sorted({p for ex in read_manifest(folder) for p in (ex.mixture, ex.target) if p})
+        names = sorted({p for ex in read_manifest(folder) for p in _files(ex) if p})
         for name in names:
             digest.update(name.encode() + b"\0")
             with open(folder / name, "rb") as fh:
                 while block := fh.read(1 << 20):
                     digest.update(block)
     return digest.hexdigest()
+
+
+def _background(ex: Example) -> str | None:
+    """The clean background file of an MSR example, when its manifest names one."""
+    value = ex.meta.get("background") if isinstance(ex.meta, Mapping) else None
+    return str(value) if value else None
+
+
+def _files(ex: Example) -> tuple[str | None, ...]:
+    return (ex.mixture, ex.target, _background(ex))
 
 
 def split_examples(
@@ -201,6 +250,15 @@ class CropDataset(Dataset):
         self.sr = int(config.sr or rates.pop())
         self.length = int(round(config.crop_s * self.sr))
         self.chain = CHAINS[config.chain](config.degrade) if config.on_the_fly else None
+        if getattr(self.chain, "needs_background", False):
+            lacking = [ex.id for _, ex in self.examples if _background(ex) is None]
+            if lacking:
+                raise StageError(
+                    f"data.chain {config.chain} needs each example's clean background "
+                    f"(manifest meta.background), which {lacking[0]} and {len(lacking) - 1} "
+                    "more lack (the cached MSR sets hold mixture and target only): set "
+                    "data.on_the_fly: false to train on the cached mixtures"
+                )
         self._audio: dict[Path, np.ndarray] = {}
         self._perm: tuple[int, np.ndarray] | None = None
 
@@ -237,7 +295,10 @@ class CropDataset(Dataset):
         span = max(0, clean_full.shape[-1] - self.length)
         start = int(rng.integers(0, span + 1))
         clean = _crop(clean_full, start, self.length)
-        if self.chain is not None:
+        if self.chain is not None and getattr(self.chain, "needs_background", False):
+            background = _crop(self._load(folder / str(_background(ex))), start, self.length)
+            degraded, clean = self.chain(clean, rng, self.sr, background)
+        elif self.chain is not None:
             degraded, clean = self.chain(clean, rng, self.sr)
         else:
             degraded = _crop(self._load(folder / ex.mixture), start, self.length)
@@ -291,6 +352,35 @@ class StepSampler(Sampler[int]):
             m += 1
 
 
+class StagedBatchSampler(Sampler[list[int]]):
+    """Endless batches of sample ids for one rank with a batch size that changes once:
+    micro-batches ``m < at`` hold ``batch`` samples, later ones ``then`` (the U-Former's
+    second stage trains on smaller batches, seed 004 §4.1). Micro-batch ``m`` of rank ``r``
+    takes the ids :class:`StepSampler` would give it, counted from the switch on with the new
+    size, so a loader built at any ``start`` continues the uninterrupted stream."""
+
+    def __init__(
+        self, start: int, batch: int, at: int, then: int, rank: int = 0, world: int = 1
+    ) -> None:
+        self.start, self.batch, self.at, self.then = start, batch, at, then
+        self.rank, self.world = rank, world
+
+    def first(self, m: int) -> int:
+        """Id of the first sample of micro-batch ``m`` of this rank."""
+        if m < self.at:
+            return (m * self.world + self.rank) * self.batch
+        return (
+            self.at * self.world * self.batch + ((m - self.at) * self.world + self.rank) * self.then
+        )
+
+    def __iter__(self) -> Iterator[list[int]]:
+        m = self.start
+        while True:
+            size = self.batch if m < self.at else self.then
+            yield list(range(self.first(m), self.first(m) + size))
+            m += 1
+
+
 class StepDataModule(pl.LightningDataModule):
     """Train and validation loaders for :func:`.engine.fit`.
 
@@ -300,6 +390,8 @@ class StepDataModule(pl.LightningDataModule):
         batch: examples per micro-batch; ``None`` when each item is already a batch.
         workers: DataLoader worker processes (spawned; 0 loads in the training process).
         data_hash: hash of the training data's bytes (part of the resume key).
+        switch: ``(micro-batch, batch)``: from that micro-batch on, batches of the second
+            size (:class:`StagedBatchSampler`); ``None`` keeps ``batch`` throughout.
     """
 
     def __init__(
@@ -309,10 +401,14 @@ class StepDataModule(pl.LightningDataModule):
         batch: int | None = None,
         workers: int = 0,
         data_hash: str = "",
+        switch: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         self.train_set, self.val_set = train, val
         self.batch, self.workers, self.data_hash = batch, workers, data_hash
+        if switch is not None and batch is None:
+            raise ValueError("a batch switch needs a batch size")
+        self.switch = switch
 
     @property
     def has_val(self) -> bool:
@@ -332,6 +428,10 @@ class StepDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         start, rank, world = self._world()
+        if self.switch is not None:
+            assert self.batch is not None
+            staged = StagedBatchSampler(start, self.batch, *self.switch, rank=rank, world=world)
+            return DataLoader(self.train_set, batch_sampler=staged, **self._loader_kwargs())
         sampler = StepSampler(start, self.batch or 1, rank, world)
         return DataLoader(
             self.train_set, batch_size=self.batch, sampler=sampler, **self._loader_kwargs()
@@ -347,9 +447,14 @@ class StepDataModule(pl.LightningDataModule):
 
 
 def denoiser_data(
-    folders: Sequence[str | os.PathLike[str]], config: DataConfig, batch: int, seed: int
+    folders: Sequence[str | os.PathLike[str]],
+    config: DataConfig,
+    batch: int,
+    seed: int,
+    switch: tuple[int, int] | None = None,
 ) -> StepDataModule:
-    """The :class:`StepDataModule` of a denoiser trained on dataset ``folders``."""
+    """The :class:`StepDataModule` of a denoiser trained on dataset ``folders``
+    (``switch``: see :class:`StepDataModule`)."""
     train, val = split_examples(folders, config.val_fraction, config.val_max)
     return StepDataModule(
         CropDataset(train, config, seed, "train"),
@@ -357,4 +462,5 @@ def denoiser_data(
         batch=batch,
         workers=config.workers,
         data_hash=data_hash(folders),
+        switch=switch,
     )

@@ -421,6 +421,9 @@ def _quiet() -> Iterator[None]:
                 ".*Found .* module.* in eval mode.*",
                 ".*LeafSpec.*",
                 ".*Total length of .* across ranks is zero.*",
+                # manual optimisation (GANModule): last.ckpt holds the state after the step,
+                # as it does with automatic optimisation
+                ".*manual optimization and every_n_train_steps.*",
             ):
                 warnings.filterwarnings("ignore", message=pattern)
             yield
@@ -446,7 +449,9 @@ def fit(
 
     Args:
         module: the LightningModule; :meth:`~.modules.TrainModule.configure_training` is
-            called with ``config`` (optimizer, schedule, EMA).
+            called with ``config`` (optimizer, schedule, EMA). A module with manual
+            optimisation (:class:`~.modules.GANModule`) clips by itself and needs
+            ``accumulate: 1``.
         data: a LightningDataModule (:class:`.data.StepDataModule` resumes its data stream
             exactly), a ``(train_loader, val_loader)`` pair or a train loader.
         config: the run's settings.
@@ -472,6 +477,11 @@ def fit(
         resume_key = make_resume_key(model_config, config, str(getattr(data, "data_hash", "")))
     ckpt, start = prepare_work_dir(work, resume_key, config.steps)
     module.configure_training(config)
+    # A module that steps its optimizers by hand (the adversarial one, .modules.GANModule)
+    # clips its own gradients and does not accumulate: Lightning refuses both settings then.
+    manual = not getattr(module, "automatic_optimization", True)
+    if manual and config.accumulate != 1:
+        raise StageError(f"{type(module).__name__} optimizes by hand: train.accumulate must be 1")
 
     if isinstance(data, pl.LightningDataModule):
         fit_data: dict[str, Any] = {"datamodule": data}
@@ -503,8 +513,8 @@ def fit(
             precision=precision,  # type: ignore[arg-type]
             max_steps=config.steps,
             max_epochs=-1,
-            accumulate_grad_batches=config.accumulate,
-            gradient_clip_val=config.grad_clip or None,
+            accumulate_grad_batches=1 if manual else config.accumulate,
+            gradient_clip_val=None if manual else config.grad_clip or None,
             val_check_interval=max(1, val_every * config.accumulate),
             check_val_every_n_epoch=None,
             num_sanity_val_steps=0,

@@ -1,5 +1,10 @@
 """Training losses of the learned restorers.
 
+The U-Former's second stage (seed 004 §4.1, eqs. 2-4; docs/method.md#uformer) adds the
+least-squares GAN losses and HiFi-GAN's feature matching: :func:`lsgan_generator`,
+:func:`lsgan_discriminator`, :func:`feature_matching`, over the per-scale outputs of
+:class:`musicrestore.models.discriminator.MultiScaleDiscriminator`.
+
 Seed 000 §3 ("Training") trains its U-Net STFT mask with a loss that "combines time-domain
 L1 and log-magnitude L1"; the WaveNet denoiser uses the same here (docs/method.md#learned-models).
 The paper gives no STFT size for the loss: we take the U-Net's own analysis (n_fft 1024,
@@ -8,7 +13,7 @@ hop 256, Hann window) and ``log(|X| + 1e-5)``, so silence does not dominate the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -55,3 +60,37 @@ def l1(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 #: Loss name (params ``loss:``) -> ``fn(estimate, target, **kwargs) -> scalar``.
 LOSSES: dict[str, Callable[..., Any]] = {"l1_logmag": l1_logmag, "l1": l1}
+
+
+# ---------------------------------------------------------------------- adversarial (seed 004)
+
+
+def lsgan_generator(fake_logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Seed 004 eq. 2, summed over the discriminator's scales: ``Σ_s mean((1 − D_s(G(x)))²)``."""
+    return torch.stack([torch.mean((1.0 - d.float()) ** 2) for d in fake_logits]).sum()
+
+
+def lsgan_discriminator(
+    real_logits: Sequence[torch.Tensor], fake_logits: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """Seed 004 eq. 4: ``Σ_s mean(D_s(G(x))²) + mean((1 − D_s(y))²)`` (``fake_logits`` from a
+    detached generator output, so only the discriminator learns from it)."""
+    terms = [
+        torch.mean(f.float() ** 2) + torch.mean((1.0 - r.float()) ** 2)
+        for r, f in zip(real_logits, fake_logits, strict=True)
+    ]
+    return torch.stack(terms).sum()
+
+
+def feature_matching(
+    real_features: Sequence[Sequence[torch.Tensor]],
+    fake_features: Sequence[Sequence[torch.Tensor]],
+) -> torch.Tensor:
+    """Seed 004 eq. 3: ``Σ_l (1/N_l) ‖D^(l)(y) − D^(l)(G(x))‖₁`` over every layer of every
+    scale, the real features taken as constants."""
+    terms = [
+        torch.mean(torch.abs(r.detach().float() - f.float()))
+        for rs, fs in zip(real_features, fake_features, strict=True)
+        for r, f in zip(rs, fs, strict=True)
+    ]
+    return torch.stack(terms).sum()

@@ -9,6 +9,10 @@ batch becomes a loss and what validation reports; :func:`.engine.fit` does the r
   (:func:`.losses.l1_logmag`), validated with that loss and SI-SDR (Le Roux et al. 2019).
 - :class:`SeparatorModule`: a mixture ``(B, C, T)`` -> sources ``(B, S, C, T)``, L1 on the
   waveforms of the sources (Défossez et al. 2019; docs/method.md#separator).
+- :class:`GANModule`: seed 004's two-stage U-Former training (docs/method.md#uformer):
+  waveform L1, then L1 + least-squares GAN + feature matching against a HiFi-GAN
+  multi-scale discriminator from ``gan.start`` on (:class:`GANConfig`), with Lightning's
+  manual optimisation.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +32,7 @@ try:
 except ImportError:  # pragma: no cover - whichever is installed
     import pytorch_lightning as pl
 
+from ..stage import StageError
 from .engine import TrainConfig, lr_factor
 from .losses import LOSSES
 
@@ -173,3 +180,181 @@ class SeparatorModule(TrainModule):
 
 def count_parameters(net: torch.nn.Module) -> int:
     return int(sum(np.prod(p.shape) for p in net.parameters()))
+
+
+# --------------------------------------------------------------------- adversarial (seed 004)
+
+
+@dataclass
+class GANConfig:
+    """The U-Former's second training stage (seed 004 §4.1, docs/method.md#uformer); the
+    ``gan`` block of a preset. Before optimizer step ``start`` the generator learns from the
+    reconstruction loss alone; from ``start`` on a HiFi-GAN multi-scale discriminator
+    (:class:`musicrestore.models.discriminator.MultiScaleDiscriminator`) joins, with its own
+    Adam, and the generator's loss becomes ``recon + gen_weight·L_gen + feat_weight·L_feat``."""
+
+    start: int = 0  # optimizer step the discriminator joins (seed 004: 50000 of 85000)
+    batch: int | None = None  # micro-batch from `start` on (seed 004: 4); null: train.batch
+    gen_weight: float = 0.001  # λ_g of the least-squares generator loss (seed 004)
+    feat_weight: float = 0.01  # λ_f of the feature-matching loss (seed 004)
+    lr: float = 5e-5  # discriminator learning rate, constant (seed 004)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # its Adam's betas
+    grad_clip: float | None = None  # its gradient-norm clip; null: train.grad_clip; 0: off
+    scales: int = 3  # sub-discriminators (HiFi-GAN: 3)
+    width: float = 1.0  # channel multiplier of the discriminator (1: HiFi-GAN's size)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.start < 0 or (self.batch is not None and self.batch < 1) or self.scales < 1:
+            problems.append("need start >= 0, batch >= 1 (or null), scales >= 1")
+        if self.gen_weight < 0 or self.feat_weight < 0 or not self.lr > 0 or not self.width > 0:
+            problems.append("need gen_weight, feat_weight >= 0 and lr, width > 0")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            problems.append(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.grad_clip is not None and self.grad_clip < 0:
+            problems.append("grad_clip must be >= 0 or null")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+def gan_config_from_params(params: Mapping[str, Any] | None, where: str = "gan") -> GANConfig:
+    """:class:`GANConfig` through :func:`musicrestore.config.merge` (one-line errors)."""
+    from ..config import merge
+
+    return merge(  # type: ignore[no-any-return]
+        GANConfig,
+        params,
+        where,
+        ranges={
+            "start": (0, None),
+            "batch": (1, None),
+            "scales": (1, None),
+            "gen_weight": (0.0, None),
+            "feat_weight": (0.0, None),
+            "grad_clip": (0.0, None),
+            "betas": (0.0, 0.9999999, "a beta in [0, 1)"),
+        },
+        positive=("lr", "width"),
+    )
+
+
+def _no_closure() -> None:
+    return None
+
+
+class GANModule(DenoiserModule):
+    """Seed 004's two-stage training of a restorer ``net`` against ``discriminator``, with
+    Lightning's manual optimisation (two optimizers, one training step each batch).
+
+    - Stage 1 (optimizer steps ``< gan.start``): ``recon`` (waveform L1, ``loss: l1``) only;
+      the discriminator exists (its weights are in ``last.ckpt``) but does not train.
+    - Stage 2: first the discriminator (``lsgan_discriminator`` on the clean target and the
+      detached estimate; its own Adam at ``gan.lr``, gradient-norm clip), then the generator
+      on ``recon + gen_weight·lsgan_generator + feat_weight·feature_matching`` through the
+      updated discriminator (as HiFi-GAN orders the two updates).
+
+    The generator keeps the engine's recipe (AdamW with ``train.weight_decay`` — Adam at 0 —,
+    warmup and schedule of :func:`.engine.lr_factor`, clipping at ``train.grad_clip``, EMA).
+    The stage is a function of the optimizer step, and both optimizers, the schedule and
+    the discriminator are in ``last.ckpt``, so a run killed in stage 1 and resumed past
+    ``gan.start`` is the uninterrupted run. Only the generator's step counts as a training
+    step (the discriminator steps through the strategy, outside Lightning's step counter),
+    so ``steps``, logging and checkpoint periods mean what they mean for the other models.
+    Validation is :class:`DenoiserModule`'s (reconstruction loss and SI-SDR).
+
+    Limits: no gradient accumulation (``train.accumulate`` must be 1), one device (the
+    stage-1 discriminator is an unused DDP parameter set), and no ``16-mixed`` (clipping
+    would act on scaled gradients; ``bf16-mixed`` or 32-bit).
+    """
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        discriminator: torch.nn.Module,
+        gan: GANConfig,
+        loss: str = "l1",
+        loss_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(net, loss, loss_kwargs)
+        self.automatic_optimization = False
+        self.disc = discriminator
+        self.gan = gan
+
+    def model_config(self) -> dict[str, Any]:
+        shapes = {k: list(v.shape) for k, v in self.disc.state_dict().items()}
+        digest = hashlib.sha256(json.dumps(shapes, sort_keys=True).encode()).hexdigest()[:16]
+        return {**super().model_config(), "gan": asdict(self.gan), "disc_shapes": digest}
+
+    def configure_training(self, config: TrainConfig) -> None:
+        if config.accumulate != 1:
+            raise StageError(
+                f"train.accumulate is {config.accumulate}: the adversarial module steps its "
+                "optimizers by hand and does not accumulate; raise train.batch instead"
+            )
+        super().configure_training(config)
+
+    def on_fit_start(self) -> None:
+        trainer = self.trainer
+        if trainer.world_size > 1:
+            raise StageError("the adversarial module trains on one device (devices: 1)")
+        if str(trainer.precision) == "16-mixed":
+            raise StageError("precision 16-mixed is not supported here; use bf16-mixed or 32")
+
+    def configure_optimizers(self) -> Any:
+        generator = super().configure_optimizers()  # AdamW + the engine's schedule
+        disc = torch.optim.Adam(
+            self.disc.parameters(), lr=self.gan.lr, betas=(self.gan.betas[0], self.gan.betas[1])
+        )
+        return [generator, {"optimizer": disc}]
+
+    def _clip(self, optimizer: Any, value: float | None) -> None:
+        if value:
+            self.clip_gradients(optimizer, gradient_clip_val=value, gradient_clip_algorithm="norm")
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        from .losses import feature_matching, lsgan_discriminator, lsgan_generator
+
+        degraded, clean = batch  # (B, C, T) each
+        opt_g, opt_d = self.optimizers()  # type: ignore[misc]
+        schedulers = self.lr_schedulers()
+        schedule = schedulers[0] if isinstance(schedulers, list) else schedulers
+        estimate = self.net(degraded)  # (B, C, T)
+        recon = self.loss_fn(estimate, clean)
+        loss = recon
+        logs = {"train_recon": recon.detach()}
+        if self.global_step >= self.gan.start:  # stage 2
+            real_logits, _ = self.disc(clean)
+            fake_logits, _ = self.disc(estimate.detach())
+            loss_d = lsgan_discriminator(real_logits, fake_logits)
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(loss_d)
+            clip_d = self.gan.grad_clip
+            self._clip(opt_d, self.train_config.grad_clip if clip_d is None else clip_d)
+            # through the strategy (precision plugin), not LightningOptimizer.step: only the
+            # generator's step advances trainer.global_step
+            self.trainer.strategy.optimizer_step(opt_d.optimizer, _no_closure)
+            self.toggle_optimizer(opt_g)  # the discriminator needs no gradients now
+            with torch.no_grad():
+                _, real_features = self.disc(clean)
+            fake_logits, fake_features = self.disc(estimate)
+            loss_gen = lsgan_generator(fake_logits)
+            loss_feat = feature_matching(real_features, fake_features)
+            loss = recon + self.gan.gen_weight * loss_gen + self.gan.feat_weight * loss_feat
+            logs.update(
+                train_disc=loss_d.detach(),
+                train_gen=loss_gen.detach(),
+                train_feat=loss_feat.detach(),
+            )
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.global_step >= self.gan.start:
+            self.untoggle_optimizer(opt_g)
+        self._clip(opt_g, self.train_config.grad_clip)
+        opt_g.step()
+        schedule.step()
+        if self.ema is not None:
+            self.ema.update()
+        size = clean.shape[0]
+        self.log("train_loss", loss.detach(), prog_bar=True, logger=False, batch_size=size)
+        self.log_dict(logs, logger=True, on_step=True, on_epoch=False, batch_size=size)
+        return loss.detach()

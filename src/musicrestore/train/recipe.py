@@ -1,12 +1,16 @@
 """A learned restorer from its ``params.yaml`` block to an inference checkpoint.
 
 ``models.<name>`` (``unet_mask``, ``wavenet``: seed 000's U-Net STFT mask and WaveNet
-denoiser, docs/method.md#learned-models) is ``{preset: small, presets: {<preset>: {arch, train,
-data, loss}}}``: ``arch`` are the constructor kwargs of ``musicrestore.models.ARCHITECTURES
-[name]``, ``train`` a :class:`.engine.TrainConfig`, ``data`` a :class:`.data.DataConfig` and
-``loss`` a name of :data:`.losses.LOSSES`. :func:`train_model` trains it with
-:func:`.engine.fit` (resuming from the work folder) on dataset folders and writes the
-checkpoint of :mod:`musicrestore.checkpoint`, ``metrics.json`` and ``loss.csv``.
+denoiser, docs/method.md#learned-models; ``uformer``: seed 004's U-Former,
+docs/method.md#uformer) is ``{preset: small, presets: {<preset>: {arch, train, data, loss,
+gan}}}``: ``arch`` are the constructor kwargs of ``musicrestore.models.ARCHITECTURES
+[name]``, ``train`` a :class:`.engine.TrainConfig`, ``data`` a :class:`.data.DataConfig`,
+``loss`` a name of :data:`.losses.LOSSES` and ``gan`` (architectures in :data:`ADVERSARIAL`
+only) a :class:`.modules.GANConfig`. The module follows the architecture: an adversarial one
+trains with :class:`.modules.GANModule`, the others with :class:`.modules.DenoiserModule`.
+:func:`train_model` trains it with :func:`.engine.fit` (resuming from the work folder) on
+dataset folders and writes the checkpoint of :mod:`musicrestore.checkpoint`,
+``metrics.json`` and ``loss.csv``.
 """
 
 from __future__ import annotations
@@ -29,11 +33,29 @@ from ..config import ConfigError, as_mapping, merge, merge_kwargs
 from ..stage import StageError, output_dir
 from .data import DataConfig, data_config_from_params
 from .engine import TrainConfig, config_from_params, is_rank_zero
+from .modules import GANConfig, gan_config_from_params
 
-__all__ = ["ModelSpec", "is_rank_zero", "spec_from_params", "stage_outputs", "train_model"]
+__all__ = [
+    "ADVERSARIAL",
+    "ModelSpec",
+    "build_module",
+    "is_rank_zero",
+    "spec_from_params",
+    "stage_outputs",
+    "train_model",
+]
 from .losses import LOSSES
 
-PRESET_DEFAULTS: dict[str, Any] = {"arch": {}, "train": {}, "data": {}, "loss": "l1_logmag"}
+PRESET_DEFAULTS: dict[str, Any] = {
+    "arch": {},
+    "train": {},
+    "data": {},
+    "loss": "l1_logmag",
+    "gan": {},
+}
+#: Architectures trained adversarially (:class:`.modules.GANModule`, a ``gan`` block):
+#: seed 004's U-Former (two stages: waveform L1, then with a HiFi-GAN discriminator).
+ADVERSARIAL = frozenset({"uformer"})
 
 
 @dataclass
@@ -45,16 +67,18 @@ class ModelSpec:
     data: DataConfig
     loss: str
     params_hash: str  # of everything above: what config.json records
+    gan: GANConfig | None = None  # the adversarial stage (ADVERSARIAL architectures)
 
     def params(self) -> dict[str, Any]:
         """The resolved preset, as logged to MLflow."""
-        return {
+        out = {
             "preset": self.preset,
             "arch": self.arch,
             "train": asdict(self.train),
             "data": asdict(self.data),
             "loss": self.loss,
         }
+        return out if self.gan is None else {**out, "gan": asdict(self.gan)}
 
 
 def spec_from_params(params: Mapping[str, Any], name: str) -> ModelSpec:
@@ -78,9 +102,14 @@ def spec_from_params(params: Mapping[str, Any], name: str) -> ModelSpec:
         PRESET_DEFAULTS,
         presets[preset],
         pwhere,
-        open_keys=("arch", "train", "data"),
+        open_keys=("arch", "train", "data", "gan"),
         choices={"loss": tuple(LOSSES)},
     )
+    if chosen["gan"] and name not in ADVERSARIAL:
+        raise ConfigError(
+            f"{pwhere}.gan: {name} does not train adversarially "
+            f"(only {', '.join(sorted(ADVERSARIAL))} take a gan block)"
+        )
     registry = architectures()
     if name not in registry:
         raise StageError(f"no architecture {name!r} in musicrestore.models ({', '.join(registry)})")
@@ -94,26 +123,63 @@ def spec_from_params(params: Mapping[str, Any], name: str) -> ModelSpec:
         "data": data_config_from_params(chosen["data"], f"{pwhere}.data"),
         "loss": chosen["loss"],
     }
-    text = json.dumps(
-        {**spec, "train": asdict(spec["train"]), "data": asdict(spec["data"])}, sort_keys=True
-    )
-    return ModelSpec(**spec, params_hash=hashlib.sha256(text.encode()).hexdigest()[:16])
+    hashed = {**spec, "train": asdict(spec["train"]), "data": asdict(spec["data"])}
+    gan = None
+    if name in ADVERSARIAL:
+        gan = gan_config_from_params(chosen["gan"], f"{pwhere}.gan")
+        hashed["gan"] = asdict(gan)  # only here: the other models' hashes stay as they were
+    text = json.dumps(hashed, sort_keys=True)
+    return ModelSpec(**spec, params_hash=hashlib.sha256(text.encode()).hexdigest()[:16], gan=gan)
 
 
 def build_net(spec: ModelSpec) -> Any:
     """``ARCHITECTURES[name](**arch)``, initialised from ``train.seed`` (the global torch RNG
-    is left as it was)."""
+    is left as it was). The registry is read from the package at call time (tests register
+    tiny architectures); importing the package makes every architecture's module a code
+    dependency of the training stages (:func:`musicrestore.pipeline.code_deps`)."""
     import torch
 
-    from ..checkpoint import architectures
+    from .. import models
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.train.seed)
         try:
-            return architectures()[spec.name](**spec.arch)
+            return models.ARCHITECTURES[spec.name](**spec.arch)
         except (TypeError, ValueError) as exc:
             where = f"models.{spec.name}.presets.{spec.preset}.arch"
             raise ConfigError(f"{where}: {' '.join(str(exc).split())}") from None
+
+
+def build_module(spec: ModelSpec) -> Any:
+    """The LightningModule the architecture trains with: :class:`.modules.GANModule` with a
+    :class:`musicrestore.models.discriminator.MultiScaleDiscriminator` (initialised from
+    ``train.seed + 1``) for :data:`ADVERSARIAL` ones, else :class:`.modules.DenoiserModule`."""
+    import torch
+
+    from .modules import DenoiserModule, GANModule
+
+    net = build_net(spec)
+    if spec.gan is None:
+        return DenoiserModule(net, loss=spec.loss)
+    from ..models.discriminator import MultiScaleDiscriminator
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.train.seed + 1)
+        disc = MultiScaleDiscriminator(scales=spec.gan.scales, width=spec.gan.width)
+    return GANModule(net, disc, spec.gan, loss=spec.loss)
+
+
+def _check_target(train_dirs: Sequence[str | os.PathLike[str]], target: str) -> None:
+    """Every example of ``train_dirs`` is a T2 example of group ``target``."""
+    from ..dataset import read_manifest
+
+    for folder in train_dirs:
+        groups = {ex.group for ex in read_manifest(folder)}
+        if groups != {target}:
+            raise StageError(
+                f"{folder}: examples of {', '.join(sorted(groups)) or 'no group'}; "
+                f"--target {target} trains on {target} examples only"
+            )
 
 
 def train_model(
@@ -123,18 +189,26 @@ def train_model(
     work_dir: str | os.PathLike[str],
     run: tracking.StageRun | None = None,
     progress: bool = True,
+    target: str | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) ``spec`` on dataset folders and fill ``out_dir`` (rank 0) with
     ``model.safetensors`` + ``config.json`` (:func:`musicrestore.checkpoint.save_model`,
     EMA weights when on), ``metrics.json`` (final validation metrics; deterministic) and
-    ``loss.csv``. Returns the metrics."""
+    ``loss.csv``. Returns the metrics. ``target``: the T2 group of a per-target model
+    (the U-Former, seed 004 §4): every training example must be of that group, and
+    ``metrics.json`` records it."""
     from ..checkpoint import save_model
     from .data import denoiser_data
     from .engine import LOSS_CSV, fit, make_resume_key
-    from .modules import DenoiserModule, count_parameters
+    from .modules import count_parameters
 
-    data = denoiser_data(train_dirs, spec.data, spec.train.batch, spec.train.seed)
-    module = DenoiserModule(build_net(spec), loss=spec.loss)
+    if target is not None:
+        _check_target(train_dirs, target)
+    switch = None
+    if spec.gan is not None and spec.gan.batch is not None:
+        switch = (spec.gan.start, spec.gan.batch)  # seed 004: batch 16, then 4
+    data = denoiser_data(train_dirs, spec.data, spec.train.batch, spec.train.seed, switch)
+    module = build_module(spec)
     data_settings = {k: v for k, v in asdict(spec.data).items() if k != "workers"}
     model_config = {
         "arch": spec.name,
@@ -142,6 +216,8 @@ def train_model(
         "loss": spec.loss,
         "data": data_settings,
     }
+    if spec.gan is not None:
+        model_config["gan"] = asdict(spec.gan)
     key = make_resume_key(model_config, spec.train, data.data_hash)
     result = fit(module, data, spec.train, work_dir, run, progress, resume_key=key)
     net = module.export_net()
@@ -161,7 +237,8 @@ def train_model(
         if (Path(work_dir) / LOSS_CSV).is_file():
             shutil.copyfile(Path(work_dir) / LOSS_CSV, out / LOSS_CSV)
         with atomic_path(out / "metrics.json") as tmp:
-            tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+            recorded = metrics if target is None else {**metrics, "target": target}
+            tmp.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
     return metrics
 
 

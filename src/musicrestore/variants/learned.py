@@ -1,5 +1,7 @@
-"""The learned T1 restorers of seed 000: ``unet_mask`` and ``wavenet``
-(docs/method.md#unet-mask, docs/method.md#wavenet).
+"""The learned restorers: seed 000's T1 models ``unet_mask`` and ``wavenet``
+(docs/method.md#unet-mask, docs/method.md#wavenet) and seed 004's T2 ``uformer``
+(docs/method.md#uformer), one U-Former per target group, loaded as
+``ctx.model(f"uformer/{ctx.target}")`` (``models/uformer/<group>``) and cached per group.
 
 Both load their network through ``ctx.model(name)``, which returns ``(net, config)`` with
 ``config["sr"]`` the rate the network was trained at (by default from
@@ -9,7 +11,8 @@ back, the channels are matched to the network's (mono: downmix, then the output 
 and the output has the input's shape. Both do their own chunking
 (:mod:`musicrestore.models.inference`), so the restore stage hands them whole signals.
 
-Params (``variants.unet_mask`` / ``variants.wavenet``) are the inference settings; for
+Params (``variants.unet_mask`` / ``variants.wavenet`` / ``variants.uformer``) are the
+inference settings; for
 ``wavenet`` also ``size``, the configuration used when the checkpoint holds bare weights
 without its own config (the seed: "if the checkpoint carries the full config, it overrides
 the size selection").
@@ -88,6 +91,43 @@ def wavenet(wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
     return _from_model(y, wave.shape, sr, model_sr)
 
 
+#: ``variants.uformer`` defaults: seed 004 trains on 10-s segments, so the network sees
+#: 10-s chunks (on the alignment grid) with context each side and cross-fades between them.
+UFORMER_DEFAULTS: dict[str, Any] = {
+    "chunk_s": 10.0,  # chunk core length (rounded up to hop x 2^levels = 0.16 s)
+    "context_s": 1.0,  # extra audio each side of a chunk; the cross-fade spans as much
+    "batch_size": 1,  # chunks per forward pass
+}
+
+
+@register(
+    "uformer",
+    description="seed 004: U-Former (U-Net + RoFormer bottleneck on the complex STFT), "
+    "one model per target group, 10-s chunks with context and cross-fades",
+    output="stem",
+    checkpoint="uformer",
+    per_target=True,
+    whole_signal=True,
+    defaults=UFORMER_DEFAULTS,
+    tasks=("T2",),
+)
+def uformer(wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
+    from ..models import UFormer
+    from ..models.inference import unet_ola
+
+    p = ctx.params
+    _check_batch_size(p, "uformer")
+    if ctx.target is None:
+        raise VariantError(
+            "uformer restores a T2 target stem with that group's model: give a target "
+            "(--target Voc, ...)"
+        )
+    net, model_sr = _network(ctx.model(f"uformer/{ctx.target}"), UFormer, None)
+    x = _to_model(wave, sr, model_sr, int(getattr(net, "audio_channels", 2)))
+    y = unet_ola(net, x, p["chunk_s"], p["context_s"], model_sr, batch_size=p["batch_size"])
+    return _from_model(y, wave.shape, sr, model_sr)
+
+
 # ------------------------------------------------------------------------------- helpers
 
 
@@ -101,7 +141,7 @@ def _check_batch_size(params: Mapping[str, Any], key: str) -> None:
 def _network(loaded: Any, cls: Any, size: str | None) -> tuple[Any, int]:
     """``(net, config)`` from ``ctx.model`` -> ``(network, its sample rate)``.
 
-    ``cls`` is the network class (``UNetMask``, ``WaveNetDenoiser``). A network module is
+    ``cls`` is the network class (``UNetMask``, ``WaveNetDenoiser``, ``UFormer``). A network module is
     used as it is (its checkpoint's config decided its size). Bare weights (a state dict)
     are loaded into ``cls(**cls.SIZES[size])``.
     """

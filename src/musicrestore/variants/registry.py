@@ -20,7 +20,7 @@ import copy
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import numpy as np
@@ -55,9 +55,11 @@ class Variant:
         uses: other ``variants`` keys whose params it reads as well (``demucs_dsp`` reuses the
             ``dsp_direct`` chain so both are compared with the same numbers).
         checkpoint: name of the learned model it loads through ``ctx.model(...)``, if any;
-            :func:`musicrestore.restore.warm_up` loads it before timing starts. A variant
-            with one model per target (``uformer``) may leave it ``None`` and call
-            ``ctx.model(f"uformer_{ctx.target}")`` itself (cached after the first example).
+            :func:`musicrestore.restore.warm_up` loads it before timing starts. The pipeline
+            makes the restore stage depend on ``models/<checkpoint>``.
+        per_target: the checkpoint is a folder of one model per T2 target group
+            (``uformer``, seed 004 §4): the variant loads ``ctx.model(v.model_name(target))``
+            = ``<checkpoint>/<target>`` (cached after the first example of the group).
         chunk_s: preferred chunk length for long inputs; ``None`` takes the restore default.
         whole_signal: never chunk (the variant is cheap and length-agnostic, or needs global
             statistics that chunking would break).
@@ -79,9 +81,17 @@ class Variant:
     whole_signal: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict)
     tasks: tuple[str, ...] = ("T1", "T2", "T3")
+    per_target: bool = False
 
     def __call__(self, wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
         return self.fn(wave, sr, ctx)
+
+    def model_name(self, target: str | None = None) -> str | None:
+        """What it passes to ``ctx.model``: ``checkpoint``, or ``<checkpoint>/<target>`` for
+        a per-target model (``None`` without a checkpoint, or per target without one)."""
+        if self.checkpoint is None or not self.per_target:
+            return self.checkpoint
+        return None if target is None else f"{self.checkpoint}/{target}"
 
     @property
     def reads(self) -> tuple[str, ...]:
@@ -106,10 +116,13 @@ def register(
     whole_signal: bool = False,
     defaults: Mapping[str, Any] | None = None,
     tasks: tuple[str, ...] = ("T1", "T2", "T3"),
+    per_target: bool = False,
 ) -> Callable[[VariantFn], VariantFn]:
     """Decorator adding ``fn`` to :data:`VARIANTS` under ``name`` (see :class:`Variant`)."""
     if output not in ("mixture", "stem"):
         raise ValueError(f"variant {name}: output must be 'mixture' or 'stem', got {output!r}")
+    if per_target and (checkpoint is None or tuple(tasks) != ("T2",)):
+        raise ValueError(f"variant {name}: a per-target model needs a checkpoint and tasks ('T2',)")
 
     def deco(fn: VariantFn) -> VariantFn:
         if name in VARIANTS:
@@ -127,6 +140,7 @@ def register(
             whole_signal=whole_signal,
             defaults=copy.deepcopy(dict(defaults or {})),
             tasks=tuple(tasks),
+            per_target=per_target,
         )
         return fn
 
@@ -328,6 +342,9 @@ def build_context(
             ``musicrestore.checkpoint.load_model(folder, device)`` -> ``(net, config)``, the
             folder being ``models_dir/<name>``, or ``models_dir`` itself when it is named
             ``<name>`` and has no such subfolder (the pipeline passes ``models/<name>``).
+            ``name`` may be a sub-path (``uformer/Voc``, a per-target model): then
+            ``models_dir/uformer/Voc``, or ``models_dir/Voc`` when ``models_dir`` is the
+            ``uformer`` folder itself.
         source_map: ``(target, sources) -> source``; default ``separation.target_source``.
         device: torch device for learned models.
     """
@@ -340,8 +357,13 @@ def build_context(
             from .. import checkpoint  # torch only when a learned variant runs
 
             assert folder is not None
-            if folder.name != name or (folder / name).is_dir():
-                folder = folder / name
+            parts = PurePosixPath(name).parts
+            if not parts or any(p in ("", ".", "..") for p in parts) or name.startswith("/"):
+                raise VariantError(f"bad model name {name!r}")
+            if folder.name != parts[0] or (folder / parts[0]).is_dir():
+                folder = folder.joinpath(*parts)
+            else:  # models_dir is the model's (or the per-target models') folder itself
+                folder = folder.joinpath(*parts[1:])
             return checkpoint.load_model(folder, device)
 
         model_loader = load_checkpoint
