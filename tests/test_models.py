@@ -79,7 +79,13 @@ class Gain(nn.Module):
 
 
 def test_architectures_build_every_named_size():
-    assert dict(ARCHITECTURES) == {"unet_mask": UNetMask, "wavenet": WaveNetDenoiser}
+    from musicrestore.models.uformer import UFormer
+
+    assert dict(ARCHITECTURES) == {
+        "unet_mask": UNetMask,
+        "wavenet": WaveNetDenoiser,
+        "uformer": UFormer,
+    }
     counts = {}
     for name, cls in ARCHITECTURES.items():
         assert {"small", "large"} <= set(cls.SIZES)
