@@ -4,8 +4,10 @@ signals and the measures of their levels, and separator doubles."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from musicrestore.audio import save_audio
 
@@ -148,3 +150,24 @@ def random_stems(
         name: (0.05 * (i + 1) * rng.standard_normal(shape)).astype(np.float32)
         for i, name in enumerate(sources)
     }
+
+
+class TinyConv(torch.nn.Module):
+    """Two 1-D convolutions with a residual: (B, C, T) -> (B, C, T); the network the engine
+    and checkpoint tests train, save and load."""
+
+    def __init__(self, channels: int = 1, hidden: int = 4, kernel: int = 9) -> None:
+        super().__init__()
+        self.inp = torch.nn.Conv1d(channels, hidden, kernel, padding=kernel // 2)
+        self.out = torch.nn.Conv1d(hidden, channels, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.out(torch.tanh(self.inp(x)))
+
+
+def register_architecture(monkeypatch: Any, name: str, cls: type) -> dict[str, type]:
+    """``cls`` as ``name`` in ``musicrestore.models.ARCHITECTURES`` for one test."""
+    import musicrestore.models as models
+
+    monkeypatch.setitem(models.ARCHITECTURES, name, cls)
+    return models.ARCHITECTURES

@@ -6,7 +6,6 @@ import json
 import pickle
 import subprocess
 import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,32 +14,20 @@ import torch
 
 from musicrestore import checkpoint
 from musicrestore.checkpoint import CheckpointError, load_model, read_config, save_model
+from tests import helpers
 
 
-class TinyConv(torch.nn.Module):
-    """Two 1-D convolutions with a residual: (B, C, T) -> (B, C, T)."""
+class TinyConv(helpers.TinyConv):
+    """The shared tiny network with a shorter kernel (5), as these checkpoints record it."""
 
     def __init__(self, channels: int = 1, hidden: int = 4, kernel: int = 5) -> None:
-        super().__init__()
-        self.inp = torch.nn.Conv1d(channels, hidden, kernel, padding=kernel // 2)
-        self.out = torch.nn.Conv1d(hidden, channels, kernel, padding=kernel // 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.out(torch.tanh(self.inp(x)))
+        super().__init__(channels, hidden, kernel)
 
 
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, type]]:
-    """``tiny_conv`` in ``musicrestore.models.ARCHITECTURES`` (a stand-in registry module
-    when the package does not exist yet)."""
-    try:
-        import musicrestore.models as models
-    except ImportError:
-        models = types.ModuleType("musicrestore.models")
-        models.ARCHITECTURES = {}  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "musicrestore.models", models)
-    monkeypatch.setitem(models.ARCHITECTURES, "tiny_conv", TinyConv)
-    yield models.ARCHITECTURES
+    """``tiny_conv`` in ``musicrestore.models.ARCHITECTURES`` for one test."""
+    yield helpers.register_architecture(monkeypatch, "tiny_conv", TinyConv)
 
 
 def _save(folder: Path, net: torch.nn.Module | None = None, **kw: object) -> torch.nn.Module:

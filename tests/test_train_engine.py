@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,36 +35,18 @@ from musicrestore.train.data import (
 from musicrestore.train.engine import TrainConfig, config_from_params, fit, lr_factor
 from musicrestore.train.losses import l1_logmag
 from musicrestore.train.modules import DenoiserModule
+from tests import helpers
+from tests.helpers import TinyConv
 
 SR = 32000
 CROP = {"crop_s": 0.25, "val_fraction": 0.33}  # 6 examples: 4 train, 2 validation
 FAST = {"batch": 2, "lr": 1e-2, "accelerator": "cpu", "log_every": 1, "grad_clip": 1.0}
 
 
-class TinyConv(torch.nn.Module):
-    """Two 1-D convolutions with a residual: (B, C, T) -> (B, C, T)."""
-
-    def __init__(self, channels: int = 1, hidden: int = 4, kernel: int = 9) -> None:
-        super().__init__()
-        self.inp = torch.nn.Conv1d(channels, hidden, kernel, padding=kernel // 2)
-        self.out = torch.nn.Conv1d(hidden, channels, kernel, padding=kernel // 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.out(torch.tanh(self.inp(x)))
-
-
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, type]]:
-    """``tiny_conv`` in ``musicrestore.models.ARCHITECTURES`` (a stand-in registry module
-    when the package does not exist yet)."""
-    try:
-        import musicrestore.models as models
-    except ImportError:
-        models = types.ModuleType("musicrestore.models")
-        models.ARCHITECTURES = {}  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "musicrestore.models", models)
-    monkeypatch.setitem(models.ARCHITECTURES, "tiny_conv", TinyConv)
-    yield models.ARCHITECTURES
+    """``tiny_conv`` in ``musicrestore.models.ARCHITECTURES`` for one test."""
+    yield helpers.register_architecture(monkeypatch, "tiny_conv", TinyConv)
 
 
 @pytest.fixture(scope="module")
