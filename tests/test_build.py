@@ -224,6 +224,46 @@ def test_build_musicgen_like_splits_and_formats(tiny, tmp_path):
     assert stats["test"]["effect_rates"]["mixture/dither"] == 1.0
 
 
+def test_build_musicgen_like_from_a_folder_of_clean_music(tmp_path):
+    """``clean_dir``: the T1 pairs come from a user's own files (any format, any rate,
+    nested folders); the test files are held out by name; the stats carry no absolute path."""
+    lib = tmp_path / "library"
+    rng = np.random.default_rng(0)
+    names = ["a.wav", "b/c.flac", "b/d.ogg", "e.wav", "f.flac"]
+    for i, name in enumerate(names):
+        t = np.arange(int(2.0 * 44100)) / 44100
+        tone = 0.3 * np.sin(2 * np.pi * (220 + 110 * i) * t) + 0.01 * rng.standard_normal(t.size)
+        save_audio(lib / name, np.stack([tone, tone]).astype(np.float32), 44100)
+    (lib / "notes.txt").write_text("not audio")
+    test, train = build.clean_folder_split(lib, 0.4)
+    assert test == ["a.wav", "b/d.ogg"] and train == ["b/c.flac", "e.wav", "f.flac"]
+    assert build.clean_folder_split(lib, 1.0) == (sorted(names), [])
+    assert build.clean_folder_split(lib, 0.0) == ([], sorted(names))
+    out = tmp_path / "out"
+    stats = build.build_musicgen_like(
+        "no-rawstems", "no-splits", out, n_test=2, n_train=6, test_s=1.0,
+        train_crop_s=(0.3, 0.4), workers=1, clean_dir=lib, clean_test_fraction=0.4,
+    )  # fmt: skip
+    assert {ex.song for ex in read_manifest(out / "test")} == set(test)
+    assert {ex.song for ex in read_manifest(out / "train")} == set(train)
+    for ex, mix_path, tgt_path in iter_pairs(out / "train"):
+        assert ex.sr == 32000 and not ex.meta["embedded"]
+        assert sf.info(str(mix_path)).channels == 1
+        assert sf.info(str(tgt_path)).frames == sf.info(str(mix_path)).frames
+    assert stats["clean_dir"] == "library" and str(tmp_path) not in (out / "stats.json").read_text()
+    with pytest.raises(StageError, match="no audio files"):
+        build.clean_folder_split(_empty(tmp_path), 0.2)
+    with pytest.raises(StageError, match="not a folder"):
+        build.clean_folder_split(tmp_path / "missing", 0.2)
+
+
+def _empty(tmp_path: Path) -> Path:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("no music here")
+    return folder
+
+
 def _stage(name: str):
     spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

@@ -143,3 +143,14 @@ def test_stage_code_deps_in_dvc_yaml_match_the_imports(dvc_yaml: dict) -> None:
             continue  # the variant stages: checked above, per variant
         declared = {d for d in body["deps"] if d.endswith(".py")}
         assert declared == set(pipeline.code_deps(script)), name
+
+
+def test_a_clean_music_folder_in_params_becomes_a_dependency_of_the_t1_build(
+    tmp_path: Path,
+) -> None:
+    params = tmp_path / "params.yaml"
+    assert pipeline.clean_music_deps(params) == []  # no params file
+    params.write_text(yaml.safe_dump({"musicgen_like": {"clean_dir": None}}))
+    assert pipeline.clean_music_deps(params) == []
+    params.write_text(yaml.safe_dump({"musicgen_like": {"clean_dir": "data/my_music"}}))
+    assert pipeline.clean_music_deps(params) == ["data/my_music"]

@@ -71,8 +71,8 @@ def _params(preset: dict[str, Any] = PRESET) -> dict[str, Any]:
 
 def gain_net(gain: float, **kwargs: Any) -> UFormer:
     """A U-Former whose output is ``gain`` × its input below Nyquist: the head maps the
-    input planes to ``(gain − 1)`` × themselves and ignores the decoder."""
-    net = UFormer(**{**TINY, **kwargs}).eval()
+    input planes to ``(gain − 1)`` × themselves (the additive output) and ignores the decoder."""
+    net = UFormer(**{**TINY, "output": "add", **kwargs}).eval()
     c0, planes = net.head.in_channels - net.head.out_channels, net.head.out_channels
     with torch.no_grad():
         net.head.weight.zero_()
@@ -129,6 +129,8 @@ def test_shapes_identity_at_init_and_alignment() -> None:
         torch.testing.assert_close(y, x, atol=1e-5, rtol=0)  # zero head: the identity
     with pytest.raises(ValueError, match="multiple of 2"):
         UFormer(n_fft=256, hop=64, channels=[2, 4, 8, 8, 8, 8, 8, 8])
+    with pytest.raises(ValueError, match="output"):
+        UFormer(**TINY, output="replace")
     paper = UFormer(**UFormer.SIZES["large"])
     assert [b.net[0].out_channels for b in paper.encoder] == [16, 64, 256, 256]
     assert len(paper.roformer) == 6 and paper.roformer[0].heads == 8
@@ -137,6 +139,25 @@ def test_shapes_identity_at_init_and_alignment() -> None:
     logits, feats = disc(torch.randn(2, 2, 4000))
     assert len(logits) == 3 and [len(f) for f in feats] == [8, 8, 8]
     assert logits[0].shape[:2] == (4, 1) and logits[1].shape[-1] < logits[0].shape[-1]
+
+
+def test_mask_output_scales_the_mixture_and_the_additive_one_does_not() -> None:
+    """``output="mask"`` applies ``(1 + M)`` to the mixture's spectrum: where the input is
+    silent so is the output, whatever the network computes; ``output="add"`` adds its
+    correction and fills the silence. Both are the identity with the zero-initialised head."""
+    x = torch.zeros(1, 2, 6000)
+    x[..., :2000] = torch.from_numpy(_signal(2000 / SR))
+    outs = {}
+    for output in ("mask", "add"):
+        torch.manual_seed(0)
+        net = UFormer(**TINY, output=output).eval()
+        torch.nn.init.normal_(net.head.weight, std=0.5)  # a trained-looking head
+        with torch.no_grad():
+            outs[output] = net(x)
+    silent = slice(2000 + 256, None)  # one n_fft past the last sound
+    assert outs["mask"][..., :2000].abs().max() > 0.01
+    assert outs["mask"][..., silent].abs().max() < 1e-6
+    assert outs["add"][..., silent].abs().max() > 1e-3
 
 
 def test_rotary_scores_depend_only_on_the_offset() -> None:
@@ -316,7 +337,7 @@ def test_per_group_checkpoints_load_by_group_name(
     assert metrics["target"] == "Voc" and metrics["step"] == 2
     with pytest.raises(SystemExit):  # the Voc set is no Bass set
         _stage_main()([*argv[:3], "Bass", *argv[4:], "--out", "models/uformer/Bass"])
-    save_model("models/uformer/Bass", gain_net(0.25), "uformer", TINY, SR, 0, "", "")
+    save_model("models/uformer/Bass", gain_net(0.25), "uformer", {**TINY, "output": "add"}, SR, 0, "", "")
 
     x = _signal(1.0)
     for models_dir in (Path("models"), Path("models/uformer")):

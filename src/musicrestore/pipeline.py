@@ -294,6 +294,20 @@ def train_stages() -> dict[str, Any]:
     return out
 
 
+def clean_music_deps(params_path: str | Path = "params.yaml") -> list[str]:
+    """``[musicgen_like.clean_dir]`` when ``params.yaml`` points the T1 builder at a folder
+    of the user's own clean music (``degrade.build.build_musicgen_like``), so DVC hashes
+    the folder and re-runs the build when a file in it changes; else ``[]``. Regenerate
+    ``dvc.yaml`` after setting it (``dvc exp run -S musicgen_like.clean_dir=...`` re-runs
+    the build through the param, but only a regenerated ``dvc.yaml`` tracks the files)."""
+    path = Path(params_path)
+    if not path.is_file():
+        return []
+    block = (yaml.safe_load(path.read_text()) or {}).get("musicgen_like") or {}
+    folder = block.get("clean_dir") if isinstance(block, Mapping) else None
+    return [str(folder)] if folder else []
+
+
 def stages() -> dict[str, Any]:
     """Every stage of the pipeline, in execution order."""
     out: dict[str, Any] = {
@@ -345,7 +359,12 @@ def stages() -> dict[str, Any]:
         "build_musicgen_like": {
             "cmd": "python stages/build_musicgen_like.py --params params.yaml "
             "--rawstems data/rawstems --splits data/splits --out data/musicgen_like",
-            "deps": ["data/rawstems", "data/splits", *code_deps("stages/build_musicgen_like.py")],
+            "deps": [
+                "data/rawstems",
+                "data/splits",
+                *clean_music_deps(),
+                *code_deps("stages/build_musicgen_like.py"),
+            ],
             "params": ["seed", "musicgen_like"],
             "outs": ["data/musicgen_like"],
         },

@@ -375,7 +375,7 @@ def _msr_song_task(
 
 def _musicgen_song_task(
     root: str,
-    song: Song,
+    song: Song | str,
     sr: int,
     length_s: float | list[float],
     jobs: list[tuple[str, int]],
@@ -385,7 +385,10 @@ def _musicgen_song_task(
     active_db: float,
     subtype: str | None,
 ) -> list[Example]:
-    mix = load_mix(root, song, sr, channels=1)
+    if isinstance(song, str):  # a file of a clean-music folder (clean_dir)
+        mix, name, stand_in = load_audio(Path(root) / song, sr, channels=1)[0], song, False
+    else:
+        mix, name, stand_in = load_mix(root, song, sr, channels=1), song.name, is_stand_in(root)
     cs = energy_cumsum(mix)
     out = []
     for ex_id, seed in jobs:
@@ -401,11 +404,11 @@ def _musicgen_song_task(
                 target=tgt_name,
                 sr=sr,
                 duration_s=clean.shape[-1] / sr,
-                song=song.name,
+                song=name,
                 group="mix",
                 effects=effects,
                 seed=seed,
-                meta={**meta, "split": split, "embedded": is_stand_in(root)},
+                meta={**meta, "split": split, "embedded": stand_in},
             )
         )
     return out
@@ -434,8 +437,37 @@ def split_stats(examples: Sequence[Example], n_songs: int) -> dict[str, Any]:
     }
 
 
-def _split_stats(examples: Sequence[Example], songs: Sequence[str]) -> dict[str, Any]:
+def _split_stats(examples: Sequence[Example], songs: Sequence[Any]) -> dict[str, Any]:
     return split_stats(examples, len(songs))
+
+
+def clean_folder_split(
+    folder: str | os.PathLike[str], test_fraction: float = 0.2
+) -> tuple[list[str], list[str]]:
+    """A folder of clean music -> ``(test files, train files)``, paths relative to it.
+
+    The files (:func:`musicrestore.audio.list_audio`, sorted) are spread evenly: file ``i``
+    of ``n`` is a test file when ``floor(i·k/n)`` steps up, ``k = max(1, round(n·f))``, so
+    the split depends only on the file names, never on their order on disk. A fraction of
+    1 makes every file a test file (a test-only set, as ``benchmarks/real_music.py``
+    builds), 0 every file a training file.
+    """
+    from ..audio import list_audio
+
+    if not 0.0 <= test_fraction <= 1.0:
+        raise StageError(f"clean_test_fraction: got {test_fraction}; expected 0..1")
+    root = Path(folder)
+    if not root.is_dir():
+        raise StageError(f"clean_dir {folder}: not a folder")
+    files = [p.relative_to(root).as_posix() for p in list_audio(root)]
+    if not files:
+        raise StageError(f"clean_dir {folder}: no audio files (.wav, .flac, .ogg, .mp3)")
+    n = len(files)
+    k = 0 if test_fraction == 0 else max(1, round(n * test_fraction))
+    test_idx = {(j * n) // k for j in range(k)} if k else set()
+    test = [f for i, f in enumerate(files) if i in test_idx]
+    train = [f for i, f in enumerate(files) if i not in test_idx]
+    return test, train
 
 
 def parse_shard(text: str | Sequence[int] | None) -> tuple[int, int] | None:
@@ -622,6 +654,8 @@ def build_musicgen_like(
     active_db: float = -40.0,
     subtype: str | None = None,
     shard: tuple[int, int] | None = None,
+    clean_dir: str | os.PathLike[str] | None = None,
+    clean_test_fraction: float = 0.2,
 ) -> dict[str, Any]:
     """Write the MusicGen-like T1 sets (seed 000 §3): mono ``sr`` (32 kHz) clean/degraded pairs.
 
@@ -632,6 +666,11 @@ def build_musicgen_like(
 
     Args: as :func:`build_msr`; ``cfg`` overrides :data:`.chains.MUSICGEN_DEFAULTS`;
     ``shard`` likewise.
+        clean_dir: take the clean music from this folder of audio files (a user's own
+            library: WAV, FLAC, OGG, MP3, searched recursively) instead of the RawStems
+            mixes; ``rawstems_root`` and ``splits_dir`` are then not read. Each file is a
+            "song": :func:`clean_folder_split` holds ``clean_test_fraction`` of them out
+            for the test set, the others give the training crops.
 
     Returns:
         The stats written to ``stats.json``.
@@ -639,14 +678,21 @@ def build_musicgen_like(
     start = time.perf_counter()
     shard = parse_shard(shard)
     config = musicgen_config(cfg)
-    held_out = test_songs(read_splits(splits_dir))
-    all_songs = scan(rawstems_root)
-    root = str(rawstems_root)
     nproc = _workers(workers)
     out_dir = Path(out_dir)
-    test_list = _songs_by_name(root, sorted(held_out), "test")
-    train_list = [s for s in all_songs if s.name not in held_out]
+    test_list: list[Song] | list[str]
+    train_list: list[Song] | list[str]
+    if clean_dir is not None:
+        root = str(clean_dir)
+        test_list, train_list = clean_folder_split(clean_dir, clean_test_fraction)
+    else:
+        held_out = test_songs(read_splits(splits_dir))
+        root = str(rawstems_root)
+        test_list = _songs_by_name(root, sorted(held_out), "test")
+        train_list = [s for s in scan(rawstems_root) if s.name not in held_out]
     stats: dict[str, Any] = {"sr": sr, "seed": seed}
+    if clean_dir is not None:  # the folder's name only: no absolute path in a DVC output
+        stats["clean_dir"] = Path(clean_dir).name
     _shard_stats(stats, shard)
     with _executor(nproc) as pool:
         for split, songs, n, length_s in (
@@ -677,7 +723,7 @@ def build_musicgen_like(
             results = _run_tasks(pool, _musicgen_song_task, tasks, f"musicgen_like {split}", units)
             examples = sorted((ex for chunk in results for ex in chunk), key=lambda ex: ex.id)
             write_manifest(folder, examples)
-            stats[split] = _split_stats(examples, [s.name for s in songs])
+            stats[split] = _split_stats(examples, songs)
             stats[split]["inactive"] = sum(1 for ex in examples if not ex.meta["active"])
     stats["build_time_s"] = round(time.perf_counter() - start, 3)
     stats["workers"] = nproc
@@ -703,6 +749,7 @@ BUILD_RULES: dict[str, Any] = {
         "workers": (1, None),
         "sr": (1000, 384000),
         "active_db": (None, 0.0, "a level in dBFS"),
+        "clean_test_fraction": (0.0, 1.0),
     },
     "positive": ("segment_s", "train_segment_s", "test_s", "train_crop_s"),
     "pairs": ("train_crop_s",),

@@ -29,11 +29,14 @@ filled here:
   Rotary embeddings make the attention depend on relative positions only, so a shift of
   the input by whole bottleneck frames shifts the output (:attr:`UFormer.alignment`).
   Frames that are only padding are masked out of the attention keys.
-- **Output.** The complex spectrum of the target stem, predicted as a correction added to
-  the input spectrum: a 1×1 convolution over the decoder's features and the four input
-  planes, initialised to zero, so an untrained network is the identity (the ``identity``
-  baseline of docs/method.md#baseline), as the WaveNet of this package is. ISTFT back to
-  ``(B, 2, T)`` at 44.1 kHz.
+- **Output.** The complex spectrum of the target stem: a 1×1 convolution over the
+  decoder's features and the four input planes, initialised to zero, gives four planes
+  ``M`` (real and imaginary part per channel), applied to the mixture's spectrum ``X`` as a
+  complex ratio mask ``(1 + M)·X`` (``output="mask"``, the default, as BS-RoFormer's
+  mask estimation) or added to it, ``X + M`` (``output="add"``). An untrained network is
+  therefore the identity (the ``identity`` baseline of docs/method.md#baseline), as the
+  WaveNet of this package is. ISTFT back to ``(B, 2, T)`` at 44.1 kHz. The Nyquist bin
+  passes through unchanged.
 
 Long signals: :func:`musicrestore.models.inference.unet_ola` with 10-s chunks, context and
 cross-fades on the :attr:`UFormer.alignment` grid (the ``uformer`` variant).
@@ -151,6 +154,11 @@ class UFormer(nn.Module):
         ff_mult: feed-forward width in multiples of ``channels[-1]``.
         dropout: attention and feed-forward dropout.
         audio_channels: 2 (stereo, as RawStems) or 1.
+        output: how the head's four planes become the target's complex spectrum ``S``
+            from the mixture's ``X``: ``"mask"`` (default), a complex ratio mask
+            ``S = (1 + M)·X`` per bin and channel (as BS-RoFormer predicts; learns "keep
+            this bin, drop that one" in a few hundred CPU steps), or ``"add"``, a
+            correction ``S = X + D``. Either way an untrained network is the identity.
     """
 
     window: torch.Tensor  # (n_fft,) Hann window, a buffer (moves with the module)
@@ -172,8 +180,12 @@ class UFormer(nn.Module):
         ff_mult: int = 4,
         dropout: float = 0.0,
         audio_channels: int = 2,
+        output: str = "mask",
     ) -> None:
         super().__init__()
+        if output not in ("mask", "add"):
+            raise ValueError(f"output must be 'mask' or 'add', got {output!r}")
+        self.output = output
         channels = list(channels if channels is not None else [16, 64, 256, 256])
         levels = len(channels)
         if levels < 1 or min(channels) < 1:
@@ -208,7 +220,7 @@ class UFormer(nn.Module):
             nn.ConvTranspose2d(c_in, c, 2, stride=2) for c_in, c in zip(ups, channels, strict=True)
         )
         self.decoder = nn.ModuleList(ConvBlock(2 * c, c) for c in channels)
-        self.head = nn.Conv2d(channels[0] + planes, planes, 1, bias=False)  # the correction
+        self.head = nn.Conv2d(channels[0] + planes, planes, 1, bias=False)  # mask or correction
         nn.init.zeros_(self.head.weight)
 
     @property
@@ -293,7 +305,8 @@ class UFormer(nn.Module):
         correction = self.unet(planes.to(wave.dtype), n)[..., :n].float()  # (B, 2A, F-1, N)
         correction = correction.reshape(b, self.audio_channels, 2, f - 1, n).permute(0, 1, 3, 4, 2)
         correction = F.pad(torch.view_as_complex(correction.contiguous()), (0, 0, 0, 1))
-        out = self.istft(spec + correction, t)  # (B, A, T), the Nyquist bin passed through
+        target = spec * (1 + correction) if self.output == "mask" else spec + correction
+        out = self.istft(target, t)  # (B, A, T), the Nyquist bin passed through
         return _match_channels(out, c).to(wave.dtype)  # (B, C, T)
 
 
