@@ -220,6 +220,45 @@ def test_forced_reruns_reproduce_every_output_byte_for_byte(
     assert json.loads(run_dvc(repo, "status", "--json", env=env).stdout) == {}
 
 
+def test_a_stage_killed_midway_leaves_no_complete_output_and_the_next_repro_recovers(
+    repro: tuple[Path, dict[str, str], str],
+) -> None:
+    """SIGKILL to the whole ``dvc repro`` while the stage writes: the output path is not
+    there (only a hidden temp folder), DVC reports the stage as changed, and the next
+    ``dvc repro`` re-runs it to the recorded bytes and leaves no temp folder behind."""
+    import signal
+    import time
+
+    repo, env, _ = repro
+    stage, out = "restore@demucs_snmf", repo / "data" / "restored" / "demucs_snmf"
+    locked = yaml.safe_load((repo / "dvc.lock").read_text())["stages"][stage]["outs"]
+    proc = subprocess.Popen(
+        [str(BIN / "dvc"), "repro", "--force", "--single-item", stage],
+        cwd=repo, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not any(
+        p.suffix == ".wav" for t in out.parent.glob(".demucs_snmf.*.tmp") for p in t.rglob("*")
+    ):
+        assert proc.poll() is None, "the stage finished before it could be killed"
+        assert time.monotonic() < deadline, "the stage never started writing"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    assert list(out.parent.glob(".demucs_snmf.*.tmp"))  # hidden, and never the output
+    assert stage in json.loads(run_dvc(repo, "status", "--json", env=env).stdout)
+    assert f"Running stage '{stage}'" in run_dvc(repo, "repro", env=env).stdout
+    after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"][stage]["outs"]
+    def hashes(outs: list[dict]) -> dict[str, str]:  # timings are not outputs' content
+        return {o["path"]: o.get("md5") for o in outs if "timing" not in o["path"]}
+
+    assert hashes(after) == hashes(locked)
+    assert not list(out.parent.glob(".demucs_snmf.*.tmp"))
+    assert json.loads(run_dvc(repo, "status", "--json", env=env).stdout) == {}
+
+
 def test_changing_one_params_block_marks_exactly_its_readers(
     repro: tuple[Path, dict[str, str], str],
 ) -> None:
@@ -449,3 +488,28 @@ def test_every_output_round_trips_through_shared_remotes(
     if s3 is None:
         report.append("s3: skipped (moto / dvc-s3 not installed)")
     print("\n" + "\n".join(report))
+
+
+@pytest.mark.slow
+def test_a_second_clone_reproduces_every_output_byte_for_byte(
+    repro: tuple[Path, dict[str, str], str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Same params, same bytes in another clone: every dataset, model (trained on the CPU),
+    restoration, evaluation and metrics file of the tiny run hashes the same in dvc.lock."""
+    repo, env, _ = repro
+    other = copy_repo(tmp_path_factory.mktemp("clone2"))
+    env2 = {**env, "MUSICRESTORE_TRACKING": "0"}
+    run_dvc(other, "repro", env=env2)
+
+    def outs(root: Path) -> dict[str, str]:
+        lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+        return {
+            o["path"]: o.get("md5")
+            for stage in lock.values()
+            for o in stage.get("outs", [])
+            if "timing" not in o["path"]
+        }
+
+    first, second = outs(repo), outs(other)
+    assert len(first) > 40
+    assert {p for p in first if first[p] != second.get(p)} == set()

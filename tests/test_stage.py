@@ -37,6 +37,35 @@ def test_output_dir_replaces_only_on_success(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_output_dir_of_a_killed_run_is_hidden_and_removed_by_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """A SIGKILL leaves the hidden temp folder (nothing can clean up); it is never the
+    output, and the next run for the same output removes it (not a neighbour's)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from musicrestore.stage import output_dir
+        with output_dir({str(tmp_path / "out")!r}) as tmp:
+            (tmp / "half.wav").write_bytes(b"RIFF")
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script])
+    assert proc.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert len(left) == 1 and left[0].startswith(".out.") and left[0].endswith(".tmp")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / ".outer.abc.tmp").mkdir()  # another output's temp folder
+    with output_dir(tmp_path / "out") as tmp:
+        (tmp / "done.wav").write_bytes(b"RIFF")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".outer.abc.tmp", "out"]
+
+
 def test_load_params(tmp_path: Path) -> None:
     p = tmp_path / "params.yaml"
     p.write_text("a: {b: 1}\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import logging
 import os
 import shutil
@@ -146,9 +147,14 @@ def output_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``; on success it replaces ``path``.
 
     On failure the temporary folder is removed and whatever was at ``path`` stays as it was.
+    A process killed outright (SIGKILL, power loss) cannot clean up: its hidden
+    ``.<name>.*.tmp`` folder is never taken for the output, and the next run for ``path``
+    removes it. One writer per output at a time, as DVC's lock guarantees.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed (SIGKILL)
     tmp: Path | None = None
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
