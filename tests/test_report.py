@@ -147,6 +147,28 @@ def test_t2_headline_is_the_mean_over_the_msr_sets_and_absent_sets_are_left_out(
     assert rp.metrics_document(collected, "identity", ["si_sdr"])["x"] == {"t2": {"si_sdr": 4.5}}
 
 
+def test_t2_table1_layout_per_group_and_variant():
+    """Seed 004's Table 1: a row per group plus the mean of group means, a column per
+    variant among identity/demucs/demucs_dsp/uformer, and the groups each one wins."""
+    from musicrestore.report.markdown import table1
+
+    collected = {
+        f"msr_{g}": {
+            v: _summary(v, f"msr_{g}", "T2", si_sdr=base + off, mel_ssim=0.5, multi_mel_snr=1.0)
+            for v, off in (("identity", 0.0), ("uformer", 0.5 if g == "Voc" else -1.0), ("x", 3.0))
+        }
+        for g, base in (("Voc", 1.0), ("Bass", 4.0))
+    }
+    text = "\n".join(table1(collected))
+    assert "| group | identity | uformer |" in text  # x is no Table-1 variant
+    assert "| Voc | 1.00 ± 0.10 | 1.50 ± 0.10 |" in text
+    assert "| Bass | 4.00 ± 0.10 | 3.00 ± 0.10 |" in text
+    assert "| **mean** | 2.50 | 2.25 |" in text
+    assert "| beats identity | – | 1/2 |" in text
+    assert text.count("### ") == 3
+    assert table1({"musicgen_like": collected["msr_Voc"]}) == []
+
+
 def test_tables_plots_and_markdown(built):
     root, _ = built
     out = root / "reports"

@@ -76,6 +76,64 @@ def headline_table(
     return header, rows
 
 
+#: Seed 004's Table 1: these variants (those evaluated) per group, these metrics.
+TABLE1_VARIANTS = ("identity", "demucs", "demucs_dsp", "uformer")
+TABLE1_METRICS = ("si_sdr", "mel_ssim", "multi_mel_snr")
+
+
+def table1(collected: Collected) -> list[str]:
+    """Markdown lines of the T2 results laid out as seed 004's Table 1: one table per metric,
+    a row per target group (``msr_<group>`` test sets) and the mean of the group means, a
+    column per :data:`TABLE1_VARIANTS` variant (mean ± CI half-width over the group's
+    segments), and per variant the groups on which it beats ``identity``. ``[]`` without T2."""
+    sets = [name for name in collected if name.startswith("msr_")]
+    variants = [v for v in TABLE1_VARIANTS if any(v in collected[s] for s in sets)]
+    if not sets or not variants:
+        return []
+    out = [
+        "## T2 per group (seed 004, Table 1 layout)",
+        "",
+        "Mean ± 95% CI half-width over each group's 10-s segments; `mean` is the mean of the "
+        "group means; `beats identity` counts the groups where the variant's mean is higher.",
+        "",
+    ]
+    for metric in TABLE1_METRICS:
+        d = digits(metric)
+        means: dict[str, dict[str, float]] = {v: {} for v in variants}
+        rows = []
+        for testset in sets:
+            row = [testset.removeprefix("msr_")]
+            for variant in variants:
+                ev = collected[testset].get(variant)
+                stats = ev.summary["metrics"].get(metric, {}) if ev is not None else {}
+                mean, ci = stats.get("mean"), stats.get("ci")
+                if mean is not None:
+                    means[variant][testset] = mean
+                row.append(fmt(mean, d) + ("" if ci is None else f" ± {ci:.{d}f}"))
+            rows.append(row)
+        rows.append(
+            ["**mean**"]
+            + [
+                fmt(sum(m.values()) / len(m), d) if len(m) == len(sets) else "–"
+                for m in (means[v] for v in variants)
+            ]
+        )
+        if "identity" in means:
+            base = means["identity"]
+            rows.append(
+                ["beats identity"]
+                + [
+                    "–"
+                    if v == "identity"
+                    else f"{sum(1 for s, x in means[v].items() if s in base and x > base[s])}"
+                    f"/{len(sets)}"
+                    for v in variants
+                ]
+            )
+        out += [f"### {heading(metric)}", "", md_table(["group", *variants], rows), ""]
+    return out
+
+
 def md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
@@ -131,6 +189,7 @@ def render_markdown(
             md_table(header, rows),
             "",
         ]
+    out += table1(collected)
     for testset, evals in collected.items():
         header, values, deltas = table_data(evals, config)
         tag = []
