@@ -68,7 +68,12 @@ def _full_size_random_separator() -> Any:
 
 
 def run_one(
-    name: str, duration_s: float, separator: str, separator_repo: str | None
+    name: str,
+    duration_s: float,
+    separator: str,
+    separator_repo: str | None,
+    models_dir: str = "models",
+    target: str = "Voc",
 ) -> dict[str, Any]:
     """Measure one variant in this process (called in the worker subprocess)."""
     import torch
@@ -87,7 +92,12 @@ def run_one(
         factory = _full_size_random_separator
     else:
         factory = make_separator_factory(separator, repo=separator_repo)
-    ctx = build_context(variant, separator_factory=factory)
+    ctx = build_context(
+        variant,
+        separator_factory=factory,
+        models_dir=models_dir,
+        target=target if variant.per_target else None,
+    )
     base_mb = _maxrss_mb()
     setup_s = warm_up(variant, ctx, SR)
     start = time.perf_counter()
@@ -106,7 +116,12 @@ def run_one(
 
 
 def measure(
-    name: str, duration_s: float, separator: str, separator_repo: str | None
+    name: str,
+    duration_s: float,
+    separator: str,
+    separator_repo: str | None,
+    models_dir: str = "models",
+    target: str = "Voc",
 ) -> dict[str, Any]:
     """Run :func:`run_one` in a fresh single-threaded subprocess; returns its JSON result."""
     env = {**os.environ, **dict.fromkeys(THREAD_ENV, "1")}
@@ -119,6 +134,10 @@ def measure(
         str(duration_s),
         "--separator",
         separator,
+        "--models-dir",
+        models_dir,
+        "--target",
+        target,
     ]
     if separator_repo:
         cmd += ["--separator-repo", separator_repo]
@@ -151,11 +170,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--separator", default="tiny", help="'tiny', 'full-random' or a separation model name"
     )
     parser.add_argument("--separator-repo", help="local separator repository folder")
+    parser.add_argument(
+        "--models-dir", default="models", help="checkpoints of the learned variants"
+    )
+    parser.add_argument("--target", default="Voc", help="group of a per-target model (uformer)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        result = run_one(args.worker, args.duration_s, args.separator, args.separator_repo)
+        result = run_one(
+            args.worker,
+            args.duration_s,
+            args.separator,
+            args.separator_repo,
+            args.models_dir,
+            args.target,
+        )
         print(json.dumps(result))
         return 0
     from musicrestore.variants import VARIANTS
@@ -163,7 +193,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = args.variants or list(VARIANTS)
     rows = []
     for name in names:
-        rows.append(measure(name, args.duration_s, args.separator, args.separator_repo))
+        rows.append(
+            measure(
+                name,
+                args.duration_s,
+                args.separator,
+                args.separator_repo,
+                args.models_dir,
+                args.target,
+            )
+        )
         print(format_table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(
         f"{args.duration_s:g} s of {SR} Hz stereo, 1 thread, separator={args.separator}, "
