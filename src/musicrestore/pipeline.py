@@ -294,16 +294,27 @@ def train_stages() -> dict[str, Any]:
     return out
 
 
+def _params(params_path: str | Path = "params.yaml") -> dict[str, Any]:
+    path = Path(params_path)
+    doc = yaml.safe_load(path.read_text()) if path.is_file() else None
+    return doc if isinstance(doc, dict) else {}
+
+
+def msr_targets(params_path: str | Path = "params.yaml") -> list[str]:
+    """``msr.targets`` of ``params.yaml``: the groups whose per-target models
+    (:data:`PER_TARGET`) get a metrics file and loss plot each in ``dvc.yaml`` (DVC's
+    top-level ``metrics``/``plots`` take no ``foreach``)."""
+    targets = (_params(params_path).get("msr") or {}).get("targets") or []
+    return [str(t) for t in targets]
+
+
 def clean_music_deps(params_path: str | Path = "params.yaml") -> list[str]:
     """``[musicgen_like.clean_dir]`` when ``params.yaml`` points the T1 builder at a folder
     of the user's own clean music (``degrade.build.build_musicgen_like``), so DVC hashes
     the folder and re-runs the build when a file in it changes; else ``[]``. Regenerate
     ``dvc.yaml`` after setting it (``dvc exp run -S musicgen_like.clean_dir=...`` re-runs
     the build through the param, but only a regenerated ``dvc.yaml`` tracks the files)."""
-    path = Path(params_path)
-    if not path.is_file():
-        return []
-    block = (yaml.safe_load(path.read_text()) or {}).get("musicgen_like") or {}
+    block = _params(params_path).get("musicgen_like") or {}
     folder = block.get("clean_dir") if isinstance(block, Mapping) else None
     return [str(folder)] if folder else []
 
@@ -419,12 +430,22 @@ HEADER = """\
 
 def render() -> str:
     """The text of ``dvc.yaml``."""
+    per_target = [f"{MODELS}/{m}/{g}" for m in PER_TARGET for g in msr_targets()]
+    gan_curves = ["train_recon", "train_gen", "train_feat", "train_disc"]
     doc = {
         "stages": stages(),
-        "metrics": [f"{SEPARATOR}/metrics.json", *(f"{MODELS}/{m}/metrics.json" for m in LEARNED)],
+        "metrics": [
+            f"{SEPARATOR}/metrics.json",
+            *(f"{MODELS}/{m}/metrics.json" for m in LEARNED),
+            *(f"{folder}/metrics.json" for folder in per_target),
+        ],
         "plots": [
             {f"{SEPARATOR}/loss.csv": {"x": "step", "y": "loss"}},
             *({f"{MODELS}/{m}/loss.csv": {"x": "step", "y": "train_loss"}} for m in LEARNED),
+            *(
+                {f"{folder}/loss.csv": {"x": "step", "y": list(gan_curves)}}
+                for folder in per_target
+            ),
             {"reports/plots": {"template": "bar_horizontal", "x": "mean", "y": "variant"}},
         ],
     }
