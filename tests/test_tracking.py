@@ -161,3 +161,17 @@ def test_a_store_that_is_down_keeps_the_record_until_it_is_back(
     assert tracking.pending() == []
     run = _stage_runs(tmp_path / "missing" / "down.db", "g-down")["kept"]
     assert run.data.metrics == {"m": 2.0}  # type: ignore[attr-defined]
+
+
+def test_group_id_does_not_move_with_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """psutil's create_time() re-derives the boot time from the wall clock; a clock step
+    during a long dvc repro split one run into three groups. The stamp is the process's
+    start in ticks after boot, which no clock change moves."""
+    import psutil
+
+    from musicrestore import tracking
+
+    proc = psutil.Process()
+    first = tracking._start_stamp(proc)
+    monkeypatch.setattr(psutil.Process, "create_time", lambda self: 1e12)  # a clock jump
+    assert tracking._start_stamp(proc) == first

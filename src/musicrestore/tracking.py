@@ -82,6 +82,18 @@ def tracking_uri() -> str:
     return uri
 
 
+def _start_stamp(proc: Any) -> int:
+    """A process's start, fixed for its lifetime: on Linux the clock ticks after boot from
+    ``/proc/<pid>/stat``. psutil's ``create_time()`` adds a boot time it re-derives from
+    the wall clock on every call, so on a machine whose clock is adjusted while a long
+    ``dvc repro`` runs, the stages of one run got three different group ids."""
+    try:
+        stat = Path(f"/proc/{proc.pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])  # field 22: starttime
+    except (OSError, ValueError, IndexError):
+        return int(proc.create_time())
+
+
 def group_id() -> str:
     """Id shared by all stages of one ``dvc repro`` / ``dvc exp run`` (see module doc)."""
     if gid := os.environ.get("MUSICRESTORE_RUN_GROUP"):
@@ -93,7 +105,7 @@ def group_id() -> str:
         while proc is not None:
             cmd = " ".join(proc.cmdline()[:3])
             if "dvc" in Path(proc.cmdline()[0]).name or " -m dvc" in cmd or "/dvc " in cmd + " ":
-                return f"dvc-{proc.pid}-{int(proc.create_time())}"
+                return f"dvc-{proc.pid}-{_start_stamp(proc)}"
             proc = proc.parent()
     except Exception:  # no psutil permission, zombie parent...: a standalone run
         pass
