@@ -74,6 +74,31 @@ def fetch_wesnoth(cache: Path) -> Path:
     return music
 
 
+def usable_folder(music: Path, cache: Path) -> Path:
+    """``music`` without the files the project's loader refuses (one Wesnoth track decodes
+    5806 frames short of its header, which :func:`musicrestore.audio.load_audio` reports as
+    truncated): a folder of links to the others, made once and listed on the console."""
+    from musicrestore.audio import AudioError, list_audio, load_audio
+
+    files = list_audio(music)
+    key = hashlib.sha256("\n".join(f"{p}:{p.stat().st_size}" for p in files).encode())
+    folder = cache / f"usable-{key.hexdigest()[:12]}"
+    if folder.is_dir():
+        return folder
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".usable-"))
+    for path in files:
+        try:
+            load_audio(path)
+        except AudioError as err:
+            print(f"  left out: {err}")
+            continue
+        link = tmp / path.relative_to(music)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(path.resolve())
+    tmp.rename(folder)
+    return folder
+
+
 def build_testset(music: Path, cache: Path, params: dict[str, Any], clips: int) -> Path:
     """The degraded T1 test set of ``clips`` clips from ``music`` (cached by its settings)."""
     from musicrestore.degrade.build import build_musicgen_like, check_params
@@ -215,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     if not music.is_dir():
         sys.exit(f"error: {music}: not a folder")
     start = time.perf_counter()
-    testset = build_testset(music, args.cache, params, args.clips)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    testset = build_testset(usable_folder(music, args.cache), args.cache, params, args.clips)
     print(f"test set: {args.clips} clips from {music.name} ({time.perf_counter() - start:.0f} s)")
     with tempfile.TemporaryDirectory(prefix="real_music_") as work:
         results = run_variants(testset, Path(work), names, params, args.models_dir)

@@ -325,3 +325,14 @@ def test_load_segment_then_resample_keeps_the_segment(tmp_path: Path) -> None:
     assert sr == 16000 and wave.shape == (2, 8000)
     expected = (8000 + np.arange(8000) / 2) / 32768
     np.testing.assert_allclose(wave[0, 200:-200], expected[200:-200], atol=2e-4)
+
+
+def test_audio_error_survives_a_process_pool() -> None:
+    """Raised in a builder's worker process, it reaches the parent as the same one-line
+    error (it used to break the pool with an unpicklable exception)."""
+    import pickle
+
+    from musicrestore.audio import AudioError
+
+    err = pickle.loads(pickle.dumps(AudioError("song.ogg", "truncated\nfile")))
+    assert isinstance(err, AudioError) and str(err) == "song.ogg: truncated file"

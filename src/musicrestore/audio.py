@@ -38,6 +38,10 @@ class AudioError(ValueError):
         self.problem = " ".join(problem.split())  # keep the message on one line
         super().__init__(f"{self.source}: {self.problem}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # raised in a process pool's worker, it must survive pickling back to the parent
+        return (type(self), (self.source, self.problem))
+
 
 def validate_wave(
     wave: np.ndarray, sr: int, source: str | os.PathLike[str] = "<array>"
