@@ -51,6 +51,8 @@ import torch.nn.functional as F
 from rotary_embedding_torch import RotaryEmbedding
 from torch import nn
 
+from .unet_mask import match_channels
+
 
 class ChannelNorm(nn.Module):
     """LayerNorm over the channel axis of ``(B, C, H, W)`` at every point ``(h, w)``, with a
@@ -295,7 +297,7 @@ class UFormer(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """``(B, C, T)`` mixture (C = 1 or 2, any T) -> restored target ``(B, C, T)``."""
         b, c, t = wave.shape
-        x = _match_channels(wave, self.audio_channels)  # (B, A, T)
+        x = match_channels(wave, self.audio_channels)  # (B, A, T)
         spec = self.stft(x)  # (B, A, F, N) complex
         f, n = spec.shape[-2:]
         pad_n = -n % 2**self.levels
@@ -307,14 +309,4 @@ class UFormer(nn.Module):
         correction = F.pad(torch.view_as_complex(correction.contiguous()), (0, 0, 0, 1))
         target = spec * (1 + correction) if self.output == "mask" else spec + correction
         out = self.istft(target, t)  # (B, A, T), the Nyquist bin passed through
-        return _match_channels(out, c).to(wave.dtype)  # (B, C, T)
-
-
-def _match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
-    """``(B, C, T)`` -> ``(B, channels, T)``: mean downmix, or duplication of mono."""
-    assert x.ndim == 3 and x.shape[1] in (1, 2), x.shape
-    if x.shape[1] == channels:
-        return x
-    if channels == 1:
-        return x.mean(dim=1, keepdim=True)
-    return x.expand(-1, channels, -1)
+        return match_channels(out, c).to(wave.dtype)  # (B, C, T)

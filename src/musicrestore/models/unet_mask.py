@@ -188,14 +188,14 @@ class UNetMask(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """``(B, C, T)`` waveform (C = 1 or 2, any T) -> restored ``(B, C, T)``."""
         b, c, t = wave.shape
-        x = _match_channels(wave, self.channels)  # (B, channels, T)
+        x = match_channels(wave, self.channels)  # (B, channels, T)
         x = F.pad(x, (0, -t % self.hop))  # (B, channels, T'), T' a multiple of hop
         spec = self.stft(x)  # (B, channels, F, N) complex
         out = self.istft(self.mask(spec.abs()) * spec, x.shape[-1])  # (B, channels, T')
-        return _match_channels(out[..., :t], c)  # (B, C, T)
+        return match_channels(out[..., :t], c)  # (B, C, T)
 
 
-def _match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     """``(B, C, T)`` -> ``(B, channels, T)``: mean downmix, or duplication of mono."""
     assert x.ndim == 3 and x.shape[1] in (1, 2), x.shape
     if x.shape[1] == channels:
