@@ -1,13 +1,14 @@
 """DVC stage: the comparison report over every evaluated variant and test set.
 
     python stages/report.py --params params.yaml --eval reports/eval --out reports \
-        [--restored data/restored] [--testset msr_Voc=data/msr/Voc/test ...]
+        [--restored data/restored] [--testset msr_Voc=data/msr/Voc/test ...] [--models models]
 
 Test set folders and restored folders default to the paths each evaluate stage recorded in
 its ``summary.json`` (the ones dvc.yaml passed it), so dvc.yaml names them only once.
 
 Reads the ``report`` section of params.yaml; writes ``metrics.json``, ``summary.md``,
-``tables/``, ``plots/``, ``figures/`` and ``html/`` under ``--out`` and logs them to MLflow.
+``tables/``, ``plots/``, ``figures/`` and ``html/`` under ``--out`` and logs them to MLflow;
+with ``--models``, also ``models.json`` (every trained model's own held-out metrics).
 The work is :func:`musicrestore.report.build_report`; what it reports is described in
 docs/method.md#report.
 """
@@ -49,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override a test set folder (repeatable; default: the one the evaluate stage recorded)",
     )
     parser.add_argument("--out", required=True, help="report folder (e.g. reports)")
+    parser.add_argument(
+        "--models", help="models folder whose **/metrics.json are gathered into <out>/models.json"
+    )
     return parser.parse_args(argv)
 
 
@@ -64,6 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         # the note is prose, so it is not in metrics.json; it heads summary.md and the page
         note = report.dataset_note(report.dataset_flags(report.collect(args.eval), testsets))
         run.log_metrics(doc)
+        if args.models:
+            report.write_model_metrics(args.models, Path(args.out) / "models.json")
         run.set_tags({"dataset_note": note[:5000]})
         out = Path(args.out)
         for name in report.REPORT_OUTPUTS:

@@ -35,3 +35,34 @@ def test_block_is_rebuilt_from_the_files(tmp_path: Path) -> None:
     assert "| preclean | 8.45 | 1.51 | 1.48 | 0.025 | – |" in text
     assert "| identity | 7.31 | 1.86 | 1.39 | – | – |" in text
     assert readme.main(["--root", str(tmp_path), "--check"]) == 0
+
+
+def test_block_needs_only_committed_files(tmp_path: Path) -> None:
+    """A fresh clone (README + git-tracked reports, no DVC outputs) renders the same block.
+
+    The model table once came from ``models/*/metrics.json``, which live in the DVC cache, so
+    the check passed where the models were checked out and failed on a clean clone.
+    """
+    if not (ROOT / "reports" / "metrics.json").is_file():
+        pytest.skip("reports/metrics.json is not committed yet")
+    for name in ("metrics.json", "models.json"):
+        if (ROOT / "reports" / name).is_file():
+            (tmp_path / "reports").mkdir(exist_ok=True)
+            (tmp_path / "reports" / name).write_bytes((ROOT / "reports" / name).read_bytes())
+    (tmp_path / "reports" / "timing").mkdir()
+    for path in (ROOT / "reports" / "timing").glob("*.json"):
+        (tmp_path / "reports" / "timing" / path.name).write_bytes(path.read_bytes())
+    (tmp_path / "README.md").write_bytes((ROOT / "README.md").read_bytes())
+    (tmp_path / "models" / "stray").mkdir(parents=True)  # an untracked model must not count
+    (tmp_path / "models" / "stray" / "metrics.json").write_text('{"val_si_sdr": 99.0}')
+    assert readme.main(["--root", str(tmp_path), "--check"]) == 0
+
+
+def test_model_table_comes_from_reports_models_json(tmp_path: Path) -> None:
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "metrics.json").write_text('{"identity": {"t1": {"si_sdr": 1.0}}}')
+    models = {"separator": {"mean": -2.0, "vocals": 1.0}, "uformer/Voc": {"val_si_sdr": 3.25}}
+    (tmp_path / "reports" / "models.json").write_text(json.dumps(models))
+    block = readme.results_block(tmp_path)
+    assert "| separator | mean SI-SDR dB -2 |" in block
+    assert "| uformer/Voc | val_si_sdr 3.25 |" in block

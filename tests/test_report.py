@@ -333,6 +333,19 @@ def test_report_stage_cli(built, tmp_path, monkeypatch, capsys):
         stage.main([*argv, "--out", str(tmp_path / "out2"), "--eval", str(tmp_path / "nothing")])
     assert err.value.code == 1 and "evaluation folder not found" in capsys.readouterr().err
 
+    # --models gathers every trained model's metrics.json into models.json (git keeps it)
+    models = tmp_path / "models"
+    for name, doc in {"unet_mask": '{"val_si_sdr": 8.5}', "uformer/Voc": '{"step": 3}'}.items():
+        (models / name).mkdir(parents=True)
+        (models / name / "metrics.json").write_text(doc)
+    (models / ".unet_mask_work").mkdir()
+    (models / ".unet_mask_work" / "metrics.json").write_text('{"step": 1}')
+    stage.main([*argv, "--out", str(tmp_path / "out3"), "--models", str(models)])
+    assert json.loads((tmp_path / "out3" / "models.json").read_text()) == {
+        "uformer/Voc": {"step": 3},
+        "unet_mask": {"val_si_sdr": 8.5},
+    }
+
 
 def _tree(folder: Path) -> dict[str, bytes]:
     return {

@@ -396,13 +396,17 @@ def stages() -> dict[str, Any]:
         **train_stages(),
         **variant_stages(),
         "report": {
-            "cmd": f"python stages/report.py --params params.yaml --eval {EVAL} --out reports",
+            "cmd": (
+                f"python stages/report.py --params params.yaml --eval {EVAL} --out reports"
+                f" --models {MODELS}"
+            ),
             "deps": [
                 *code_deps("stages/report.py"),
                 EVAL,
                 RESTORED,
                 MSR_TEST,
                 *(folder for _, folder in MIX_TESTSETS.values()),
+                *model_metric_files(),
             ],
             "params": ["report"],
             "outs": [
@@ -412,7 +416,10 @@ def stages() -> dict[str, Any]:
                 "reports/html",
                 {"reports/summary.md": {"cache": False}},
             ],
-            "metrics": [{"reports/metrics.json": {"cache": False}}],
+            "metrics": [
+                {"reports/metrics.json": {"cache": False}},
+                {"reports/models.json": {"cache": False}},
+            ],
         },
     }
     return out
@@ -428,17 +435,23 @@ HEADER = """\
 """
 
 
+def model_metric_files() -> list[str]:
+    """Every trained model's ``metrics.json`` (in its cached model folder)."""
+    per_target = [f"{MODELS}/{m}/{g}" for m in PER_TARGET for g in msr_targets()]
+    return [
+        f"{SEPARATOR}/metrics.json",
+        *(f"{MODELS}/{m}/metrics.json" for m in LEARNED),
+        *(f"{folder}/metrics.json" for folder in per_target),
+    ]
+
+
 def render() -> str:
     """The text of ``dvc.yaml``."""
     per_target = [f"{MODELS}/{m}/{g}" for m in PER_TARGET for g in msr_targets()]
     gan_curves = ["train_recon", "train_gen", "train_feat", "train_disc"]
     doc = {
         "stages": stages(),
-        "metrics": [
-            f"{SEPARATOR}/metrics.json",
-            *(f"{MODELS}/{m}/metrics.json" for m in LEARNED),
-            *(f"{folder}/metrics.json" for folder in per_target),
-        ],
+        "metrics": model_metric_files(),
         "plots": [
             {f"{SEPARATOR}/loss.csv": {"x": "step", "y": "loss"}},
             *({f"{MODELS}/{m}/loss.csv": {"x": "step", "y": "train_loss"}} for m in LEARNED),

@@ -4,6 +4,8 @@ Reads what the evaluate stage wrote (``<eval>/<variant>/<testset>/{summary.json,
 the restored audio (``<restored>/<variant>/<testset>/<id>.wav``) and the test sets themselves
 (clean references, degraded inputs, manifest ``meta`` flags), and writes under ``out``:
 
+- ``models.json`` (with ``--models``): every trained model's own held-out metrics, gathered
+  from ``models/**/metrics.json`` so a fresh clone has them (:func:`.build.model_metrics`);
 - ``metrics.json``: the headline numbers for ``dvc metrics show`` / ``dvc exp show``, a few
   per variant and task and no prose (:mod:`.tables`)::
 
@@ -34,7 +36,7 @@ inputs rewrites every file byte for byte.
 
 from __future__ import annotations
 
-from .build import REPORT_OUTPUTS, build_report
+from .build import REPORT_OUTPUTS, build_report, model_metrics, write_model_metrics
 from .collect import (
     EMBEDDED_NOTE,
     P25_NOTE,
@@ -83,6 +85,7 @@ __all__ = [
     "dataset_note",
     "excerpt_window",
     "metrics_document",
+    "model_metrics",
     "order_variants",
     "pick_examples",
     "render_figures",
@@ -96,6 +99,7 @@ __all__ = [
     "testset_dir",
     "testset_task",
     "write_csv",
+    "write_model_metrics",
     "write_plots",
     "write_tables",
 ]

@@ -4,6 +4,11 @@ Each output folder is built in a hidden sibling by :func:`musicrestore.stage.out
 and replaces the old one only once everything was written, so an interrupted report never
 leaves a mix of old and new outputs that looks complete; the two files are written
 atomically after the folders, ``metrics.json`` last (it is what DVC compares).
+
+:func:`model_metrics` gathers the trained models' own held-out scores
+(``models/<name>/metrics.json``, inside cached model folders a fresh clone does not have)
+into one small uncached ``models.json`` that git keeps, so the README and ``dvc metrics
+diff`` show them without pulling the models.
 """
 
 from __future__ import annotations
@@ -71,6 +76,33 @@ def build_report(
         tmp.write_text(render_markdown(collected, config, note, flags, doc), encoding="utf-8")
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return doc
+
+
+def model_metrics(models_root: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """``{name: metrics}`` of every ``<models_root>/**/metrics.json``, by relative folder.
+
+    Hidden folders (a training run's ``.<name>_work`` checkpoints) are skipped; the names
+    are POSIX relative paths (``unet_mask``, ``uformer/Voc``), sorted, so the document is
+    the same on every machine.
+    """
+    root = Path(models_root)
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(root.rglob("metrics.json")):
+        rel = path.parent.relative_to(root)
+        if not rel.parts or any(part.startswith(".") for part in rel.parts):
+            continue
+        found[rel.as_posix()] = json.loads(path.read_text(encoding="utf-8"))
+    return found
+
+
+def write_model_metrics(
+    models_root: str | os.PathLike[str], out: str | os.PathLike[str]
+) -> dict[str, dict[str, Any]]:
+    """Write :func:`model_metrics` of ``models_root`` to ``out`` atomically; return it."""
+    doc = model_metrics(models_root)
+    with atomic_path(Path(out)) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return doc
 
 

@@ -6,8 +6,10 @@
 The block between ``<!-- results:begin -->`` and ``<!-- results:end -->`` in ``README.md``
 is made from the files a fresh clone has: ``reports/metrics.json`` (the report stage's
 headline numbers), ``reports/timing/<variant>.json`` (each restore stage's real-time
-factors, an uncached DVC metric) and ``models/*/metrics.json`` where present. So no number
-in that block is typed by hand, and a test checks that the block matches the files.
+factors, an uncached DVC metric) and ``reports/models.json`` (the trained models' own
+held-out metrics, gathered by the report stage). All three are uncached and committed, so
+the block is the same on a fresh clone as on the machine that ran the pipeline; no number
+in it is typed by hand, and a test checks that the block matches the files.
 """
 
 from __future__ import annotations
@@ -69,20 +71,20 @@ def results_block(root: Path) -> str:
         "",
         *_table(header, rows),
     ]
-    models = sorted((root / "models").glob("*/metrics.json")) if (root / "models").is_dir() else []
+    models_file = root / "reports" / "models.json"
+    models = json.loads(models_file.read_text()) if models_file.is_file() else {}
     model_rows = []
-    for path in models:
-        doc = json.loads(path.read_text())
+    for name, doc in models.items():
         flat = {k: v for k, v in doc.items() if isinstance(v, int | float)}
         if "mean" in doc and isinstance(doc["mean"], int | float):
             flat = {"mean SI-SDR dB": doc["mean"]}
         shown = ", ".join(f"{k} {v:.3g}" for k, v in flat.items())
         if shown:
-            model_rows.append([path.parent.name, shown])
+            model_rows.append([name, shown])
     if model_rows:
         lines += [
             "",
-            *_table(["model", "held-out metrics (models/<model>/metrics.json)"], model_rows),
+            *_table(["model", "held-out metrics (reports/models.json)"], model_rows),
         ]
     return "\n".join(lines)
 
