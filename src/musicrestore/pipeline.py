@@ -406,7 +406,7 @@ def stages() -> dict[str, Any]:
                 RESTORED,
                 MSR_TEST,
                 *(folder for _, folder in MIX_TESTSETS.values()),
-                *model_metric_files(),
+                *model_dirs(),
             ],
             "params": ["report"],
             "outs": [
@@ -433,6 +433,13 @@ HEADER = """\
 # nothing else. Wall-clock timings are uncached metrics (reports/timing/), never inside a
 # cached output, so a re-run on unchanged inputs reproduces every output byte for byte.
 """
+
+
+def model_dirs() -> list[str]:
+    """Every trained model's output folder; a per-target family is one folder over its
+    groups (``models/uformer``), so the list does not depend on ``msr.targets`` and a
+    ``dvc exp run -S msr.targets=...`` needs no regenerated ``dvc.yaml``."""
+    return [SEPARATOR, *(f"{MODELS}/{m}" for m in (*LEARNED, *PER_TARGET))]
 
 
 def model_metric_files() -> list[str]:
