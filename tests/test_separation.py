@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from musicrestore.separation import (
     DemucsSeparator,
     SeparationError,
     Separator,
+    canonical_safetensors,
     export_repo,
     load_separator,
     target_source,
@@ -118,6 +120,45 @@ def test_target_source_covers_every_target() -> None:
         target_source("MiscRoom")
     with pytest.raises(LayoutError):
         target_source("Drums")
+
+
+def test_exported_safetensors_bytes_do_not_depend_on_the_process(tmp_path: Path) -> None:
+    """The writer serialises its metadata map in a per-map random order; three keys give six
+    orders, so eight exports agreeing by chance is a 1-in-280,000 event."""
+    model = tiny_htdemucs(2)
+    blobs = set()
+    for i in range(8):
+        export_repo(
+            model, tmp_path / str(i), "sep", training_args={"steps": 1}, formats=("safetensors",)
+        )
+        (file,) = (tmp_path / str(i)).glob("*.safetensors")
+        blobs.add(file.read_bytes())
+    assert len(blobs) == 1
+
+
+def test_canonical_safetensors_sorts_metadata_and_still_loads(tmp_path: Path) -> None:
+    import struct
+
+    from safetensors import safe_open
+    from safetensors.torch import save
+
+    blob = save({"b": torch.arange(3.0), "a": torch.ones(2, 2)}, metadata={"z": "1", "y": "2"})
+    size = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8 : 8 + size])
+    header["__metadata__"] = {"z": "1", "y": "2"}  # force the unsorted order
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    shuffled = struct.pack("<Q", len(text)) + text + blob[8 + size :]
+    canon = canonical_safetensors(shuffled)
+    assert canon == canonical_safetensors(blob)
+    size = struct.unpack("<Q", canon[:8])[0]
+    assert size % 8 == 0
+    assert list(json.loads(canon[8 : 8 + size])["__metadata__"]) == ["y", "z"]
+    (tmp_path / "f.safetensors").write_bytes(canon)
+    with safe_open(str(tmp_path / "f.safetensors"), framework="pt") as fh:
+        assert fh.metadata() == {"y": "2", "z": "1"}
+        torch.testing.assert_close(fh.get_tensor("b"), torch.arange(3.0))
+        torch.testing.assert_close(fh.get_tensor("a"), torch.ones(2, 2))
 
 
 def _reference_output(model: torch.nn.Module, wave: np.ndarray) -> dict[str, np.ndarray]:

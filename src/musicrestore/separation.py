@@ -444,7 +444,7 @@ def export_repo(
         }
         if training_args is not None:
             meta["training_args"] = json.dumps(_encode_json(dict(training_args)), sort_keys=True)
-        blob = safetensors_bytes(state, metadata=meta)
+        blob = canonical_safetensors(safetensors_bytes(state, metadata=meta))
         sig = _content_hash(meta, state)
         sigs.append(sig)
         if "safetensors" in formats:
@@ -471,6 +471,28 @@ def export_repo(
     with atomic_path(bag_file) as tmp:
         tmp.write_text(yaml.safe_dump(bag, sort_keys=False))
     return bag_file
+
+
+def canonical_safetensors(blob: bytes) -> bytes:
+    """The same safetensors file with its ``__metadata__`` keys in sorted order.
+
+    The safetensors writer keeps the metadata in a Rust ``HashMap`` and serialises it in
+    whatever order that map iterates, which changes from one process to the next: the same
+    model gave files that differ in the header only, so DVC saw a new ``models/separator``
+    on every run. The header is JSON behind an 8-byte little-endian length (the format's
+    whole framing); we re-serialise it with sorted metadata, keep the tensor entries in the
+    writer's order and pad with spaces to a multiple of 8 bytes, as the writer does, so the
+    tensor data stays aligned.
+    """
+    import struct
+
+    size = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8 : 8 + size])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + blob[8 + size :]
 
 
 def _content_hash(meta: Mapping[str, str], state: Mapping[str, Any]) -> str:
