@@ -5,8 +5,10 @@ SQLite backend, proxied artifacts), as a team would run it.
   ``MLFLOW_TRACKING_URI=http://...``; after ``python -m musicrestore.tracking flush`` every
   stage's run, params, metrics and artifacts and the one group are found with ``MlflowClient``.
 - A server that is down: the record stays spooled (``flush`` exits 0 and says so, or exits
-  1 with one line naming the server under ``MUSICRESTORE_TRACKING_REQUIRED=1``) and is sent
-  once the server is up.
+  1 with one line naming the server with ``--on-server-down fail``) and is sent once the
+  server is up. With ``tracking.on_server_down: fail`` a real stage script stops before it
+  writes anything, with one line; with the server up the same setting lets it run.
+  (``local`` mode, the fallback to ``mlflow.db``, is tested in tests/test_tracking.py.)
 
 The server is stopped (its whole process group) when the module's tests end.
 """
@@ -116,13 +118,13 @@ def tracking_env(spool: Path, uri: str, group: str) -> dict[str, str]:
         MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",  # a server that is down fails at once
         MLFLOW_HTTP_REQUEST_TIMEOUT="5",
     )
-    env.pop("MUSICRESTORE_TRACKING_REQUIRED", None)
+    env.pop("MUSICRESTORE_TRACKING_ON_DOWN", None)
     return env
 
 
-def run_flush(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_flush(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "musicrestore.tracking", "flush"],
+        [sys.executable, "-m", "musicrestore.tracking", "flush", *args],
         cwd=Path(env["MUSICRESTORE_TRACKING_SPOOL"]).parent,  # nothing lands in the repo
         env=env,
         capture_output=True,
@@ -168,16 +170,17 @@ def test_a_server_that_is_down_keeps_the_record_until_it_is_up(
     assert "1 stay in" in spooled.stdout and server.url in spooled.stdout
     assert len(tracking.pending()) == 1
 
-    strict = run_flush({**env, "MUSICRESTORE_TRACKING_REQUIRED": "1"})
+    strict = run_flush(env, "--on-server-down", "fail")
     assert strict.returncode == 1
     lines = (strict.stdout + strict.stderr).strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"error: MLflow server {server.url} did not take 1 record(s)")
+    assert lines[0].endswith("(tracking.on_server_down: fail)")
     assert len(tracking.pending()) == 1  # still nothing lost
     down_s = time.monotonic() - began
 
     server.start()
-    sent = run_flush({**env, "MUSICRESTORE_TRACKING_REQUIRED": "1"})
+    sent = run_flush(env, "--on-server-down", "fail")
     assert sent.returncode == 0, sent.stdout + sent.stderr
     assert "sent 1 record(s)" in sent.stdout
     assert tracking.pending() == []
@@ -212,6 +215,7 @@ def test_stage_scripts_log_every_run_to_the_server(
     server.start()
     root, splits, params = tiny
     env = tracking_env(tmp_path / "spool", server.url, "g-server")
+    env["MUSICRESTORE_TRACKING_ON_DOWN"] = "fail"  # the server answers: the stages run
     common = ["--params", str(params), "--rawstems", str(root), "--splits", str(splits)]
     data = tmp_path / "data"
     scripts = {
@@ -231,7 +235,7 @@ def test_stage_scripts_log_every_run_to_the_server(
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
     began = time.monotonic()
-    flushed = run_flush({**env, "MUSICRESTORE_TRACKING_REQUIRED": "1"})
+    flushed = run_flush(env, "--on-server-down", "fail")
     flush_s = time.monotonic() - began
     assert flushed.returncode == 0, flushed.stdout + flushed.stderr
     assert f"sent {len(scripts)} record(s)" in flushed.stdout
@@ -258,3 +262,29 @@ def test_stage_scripts_log_every_run_to_the_server(
     # proxied artifacts: the server stored them under its --artifacts-destination
     assert list((server.base / "artifacts").rglob("stats.json"))
     print(f"flush of {len(scripts)} stage records to the server: {flush_s:.1f} s")
+
+
+def test_fail_mode_stops_a_stage_script_with_one_line_when_the_server_is_down(
+    tiny: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """``tracking.on_server_down: fail`` in the working directory's params.yaml (as under
+    DVC): the stage exits 1 with one line before it writes any output or record."""
+    root, splits, params = tiny
+    doc = yaml.safe_load(params.read_text())
+    doc["tracking"] = {"on_server_down": "fail"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(doc))
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = tracking_env(tmp_path / "spool", dead, "g-fail")
+    out = tmp_path / "data" / "musicgen_like"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "stages" / "build_musicgen_like.py"), "--params",
+         "params.yaml", "--rawstems", str(root), "--splits", str(splits), "--out", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: MLflow server {dead} does not answer (")
+    assert lines[0].endswith("build_musicgen_like not started (tracking.on_server_down: fail)")
+    assert not (tmp_path / "data").exists()  # not even a temporary folder
+    assert tracking.pending(tmp_path / "spool") == []

@@ -175,3 +175,109 @@ def test_group_id_does_not_move_with_the_wall_clock(monkeypatch: pytest.MonkeyPa
     first = tracking._start_stamp(proc)
     monkeypatch.setattr(psutil.Process, "create_time", lambda self: 1e12)  # a clock jump
     assert tracking._start_stamp(proc) == first
+
+
+# ------------------------------------------------------------------ tracking.on_server_down
+
+
+def _dead_server() -> str:
+    """An http URI on 127.0.0.1 where nothing listens (the port was free a moment ago)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def _write_mode(folder: Path, mode: object) -> None:
+    (folder / "params.yaml").write_text(f"seed: 0\ntracking:\n  on_server_down: {mode}\n")
+
+
+def test_on_server_down_reads_params_yaml_and_the_variable_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from musicrestore.stage import StageError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MUSICRESTORE_TRACKING_ON_DOWN", raising=False)
+    assert tracking.on_server_down() == "spool"  # no params.yaml here
+    _write_mode(tmp_path, "local")
+    assert tracking.on_server_down() == "local"
+    monkeypatch.setenv("MUSICRESTORE_TRACKING_ON_DOWN", "fail")
+    assert tracking.on_server_down() == "fail"
+    monkeypatch.delenv("MUSICRESTORE_TRACKING_ON_DOWN")
+    _write_mode(tmp_path, "sometimes")
+    with pytest.raises(StageError, match=r"^params.yaml: tracking.on_server_down: 'sometimes' is"):
+        tracking.on_server_down()
+    (tmp_path / "params.yaml").write_text("tracking: {on_down: fail}\n")
+    with pytest.raises(StageError, match=r"unknown key\(s\) on_down"):
+        tracking.on_server_down()
+
+
+def test_server_problem_says_why_a_server_is_down_and_never_asks_a_local_store() -> None:
+    assert tracking.server_problem(_dead_server())  # connection refused, at once
+    assert tracking.server_problem("sqlite:///nowhere/mlflow.db") is None
+    assert tracking.server_problem("file:///nowhere") is None
+
+
+def _spool_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uri: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MUSICRESTORE_TRACKING", "1")
+    monkeypatch.setenv("MUSICRESTORE_TRACKING_FLUSH", "manual")
+    monkeypatch.setenv("MUSICRESTORE_TRACKING_SPOOL", str(tmp_path / "spool"))
+    monkeypatch.setenv("MUSICRESTORE_RUN_GROUP", "g-mode")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MUSICRESTORE_TRACKING_ON_DOWN", raising=False)
+
+
+def test_fail_mode_stops_the_stage_before_its_body_when_the_server_is_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from musicrestore.stage import StageError
+
+    server = _dead_server()
+    _spool_env(tmp_path, monkeypatch, server)
+    _write_mode(tmp_path, "fail")
+    ran = []
+    with pytest.raises(StageError) as err, tracking.stage_run("stage_x", {"a": 1}):
+        ran.append(True)
+    assert ran == []
+    assert str(err.value).startswith(f"MLflow server {server} does not answer (")
+    assert str(err.value).endswith("stage_x not started (tracking.on_server_down: fail)")
+    assert "\n" not in str(err.value)
+    assert tracking.pending() == []  # nothing ran, so there is nothing to record
+
+
+def test_local_mode_sends_records_to_the_local_store_when_the_server_is_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = _dead_server()
+    _spool_env(tmp_path, monkeypatch, server)
+    _write_mode(tmp_path, "local")
+    with tracking.stage_run("stage_l", {"a": 1}) as run:
+        run.log_metrics({"m": 4.0})
+    _write_mode(tmp_path, "spool")  # each record keeps the mode it was made with
+    with tracking.stage_run("stage_s", {"a": 2}):
+        pass
+    assert len(tracking.pending()) == 2
+
+    assert tracking.main(["flush"]) == 0  # stage_l goes local, then stage_s waits
+    out = capsys.readouterr().out
+    local = f"sqlite:///{tmp_path}/mlflow.db"
+    assert out.startswith(f"sent 1 record(s) to MLflow (1 to the local store {local}: {server}")
+    assert "; 1 stay in" in out
+    runs = _stage_runs(tmp_path / "mlflow.db", "g-mode")
+    assert set(runs) == {"stage_l"}
+    assert runs["stage_l"].data.tags["fallback_from"] == server  # type: ignore[attr-defined]
+    assert runs["stage_l"].data.metrics == {"m": 4.0}  # type: ignore[attr-defined]
+    assert len(tracking.pending()) == 1
+
+    # the flag overrides every record's own mode: fail exits 1 with one line ...
+    assert tracking.main(["flush", "--on-server-down", "fail"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: MLflow server {server} did not take 1")
+    assert err[0].endswith("(tracking.on_server_down: fail)")
+    # ... and local moves the waiting record into the local store
+    assert tracking.main(["flush", "--on-server-down", "local"]) == 0
+    assert tracking.pending() == []
+    assert set(_stage_runs(tmp_path / "mlflow.db", "g-mode")) == {"stage_l", "stage_s"}

@@ -25,18 +25,30 @@ Environment:
     ``MUSICRESTORE_RUN_GROUP``: force a group id; otherwise it comes from the ``dvc`` process
     that launched the stage (its pid and start time, found by walking up the process tree),
     which is the same for every stage of one invocation and different across invocations.
-    ``MUSICRESTORE_TRACKING_REQUIRED=1``: ``python -m musicrestore.tracking flush`` fails
-    (exit 1, one line naming the server) when a record cannot be sent. Without it a record
-    that cannot be sent stays spooled and ``flush`` exits 0 saying so: a store that is down
-    never fails a pipeline, and a team that wants every run on its server runs the ``flush``
-    after ``dvc repro`` / ``dvc exp run`` with the variable set (README, "Team use"). Stages
-    never fail because of tracking, whatever the variable says.
+    ``MUSICRESTORE_TRACKING_ON_DOWN``: overrides ``tracking.on_server_down`` (below).
+
+A server that is down. ``tracking.on_server_down`` in ``params.yaml`` (the file in the
+working directory, which under DVC is the repository root; no stage declares the block, so
+changing it re-runs nothing) says what happens when the tracking server does not answer:
+
+    ``spool`` (default): the record waits in the spool and ``flush`` exits 0 saying how many
+    wait; the next flush (any stage's, or ``python -m musicrestore.tracking flush``) sends it.
+    ``local``: the record goes to the local store (``sqlite:///mlflow.db`` in the directory
+    the stage ran in), tagged ``fallback_from`` with the server it missed, and ``flush`` says
+    so; ``mlflow ui --backend-store-uri sqlite:///mlflow.db`` shows it.
+    ``fail``: a stage asks the server's ``/health`` before it starts and stops with one line
+    (exit 1, nothing written) when it does not answer; a record that still cannot be sent
+    (the server went down during the stage) stays spooled and ``flush`` exits 1 with one line.
+
+In every mode a record leaves the spool only once a store has accepted it. Unless the server
+is down for a whole stage in ``fail`` mode, a stage never fails because of tracking.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import json
 import logging
@@ -58,6 +70,10 @@ DEFAULT_SPOOL = Path(".musicrestore") / "mlflow-spool"
 RECORD_VERSION = 1
 #: How long an idle flusher waits for the next stage's record before it exits (s).
 FLUSHER_LINGER_S = 30.0
+#: ``tracking.on_server_down`` values (module doc).
+ON_SERVER_DOWN = ("spool", "local", "fail")
+#: How long a ``/health`` request may take before the server counts as down (s).
+HEALTH_TIMEOUT_S = 5.0
 
 
 def enabled() -> bool:
@@ -71,6 +87,57 @@ def flush_mode() -> str:
 
 def spool_dir() -> Path:
     return Path(os.environ.get("MUSICRESTORE_TRACKING_SPOOL") or DEFAULT_SPOOL).absolute()
+
+
+def on_server_down(params: str | os.PathLike[str] = "params.yaml") -> str:
+    """``MUSICRESTORE_TRACKING_ON_DOWN``, else ``tracking.on_server_down`` of ``params``
+    (relative to the working directory), else ``spool``; anything else is a
+    :class:`musicrestore.stage.StageError` naming the key."""
+    where, value = "MUSICRESTORE_TRACKING_ON_DOWN", os.environ.get("MUSICRESTORE_TRACKING_ON_DOWN")
+    if value is None:
+        import yaml
+
+        try:
+            doc = yaml.safe_load(Path(params).read_text())
+        except (OSError, yaml.YAMLError):  # a stage's own params loading reports it
+            doc = None
+        block = doc.get("tracking") if isinstance(doc, dict) else None
+        where = f"{params}: tracking"
+        if block is not None and not isinstance(block, dict):
+            _config_error(f"{where}: a mapping is needed, got {block!r}")
+        if unknown := sorted(set(block or {}) - {"on_server_down"}):
+            _config_error(f"{where}: unknown key(s) {', '.join(map(str, unknown))}")
+        where, value = f"{where}.on_server_down", (block or {}).get("on_server_down", "spool")
+    if value not in ON_SERVER_DOWN:
+        _config_error(f"{where}: {value!r} is not one of {', '.join(ON_SERVER_DOWN)}")
+    return str(value)
+
+
+def _config_error(msg: str) -> None:
+    from .stage import StageError  # lazily: the flusher does not need the stage module
+
+    raise StageError(msg)
+
+
+def server_problem(uri: str) -> str | None:
+    """Why the tracking server at ``uri`` cannot be reached, or ``None`` when it answers
+    (or is not a server: a sqlite/file store). One ``GET /health`` with
+    :data:`HEALTH_TIMEOUT_S`; MLflow's own client retries for minutes before it gives up."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    import urllib.error
+    import urllib.request
+
+    scheme, _, rest = _server(uri).partition("://")
+    host, _, path = rest.rpartition("@")[2].partition("/")
+    url = f"{scheme}://{host}/{path}".rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S):
+            return None
+    except urllib.error.HTTPError as exc:  # it answered: a proxy or auth in front of it
+        return None if exc.code < 500 else f"HTTP {exc.code} from {url}"
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return str(getattr(exc, "reason", exc))
 
 
 def tracking_uri() -> str:
@@ -124,6 +191,11 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value if isinstance(value, int | float | str | bool) else str(value)
     return out
+
+
+def _local_uri() -> str:
+    """The local store a ``local``-mode record falls back to (module doc)."""
+    return "sqlite:///" + str(Path("mlflow.db").absolute())
 
 
 def _now_ms() -> int:
@@ -195,6 +267,12 @@ def stage_run(stage: str, params: Mapping[str, Any] | None = None) -> Iterator[S
     if not enabled():
         yield StageRun(None)
         return
+    mode, uri = on_server_down(), tracking_uri()
+    if mode == "fail" and (problem := server_problem(uri)):
+        _config_error(
+            f"MLflow server {_server(uri)} does not answer ({_short(problem)}); "
+            f"{stage} not started (tracking.on_server_down: fail)"
+        )
     record_id = f"{time.time_ns()}-{os.getpid()}"
     spool = spool_dir()
     try:
@@ -211,7 +289,9 @@ def stage_run(stage: str, params: Mapping[str, Any] | None = None) -> Iterator[S
         "version": RECORD_VERSION,
         "record_id": record_id,
         "stage": stage,
-        "tracking_uri": tracking_uri(),
+        "tracking_uri": uri,
+        "on_server_down": mode,
+        "local_uri": _local_uri(),
         "start_ms": _now_ms(),
         "params": {},
         "metrics": [],
@@ -278,20 +358,31 @@ def _dispatch(spool: Path) -> None:
         )
 
 
-def required() -> bool:
-    """``MUSICRESTORE_TRACKING_REQUIRED``: an unsent record fails ``flush`` (module doc)."""
-    return os.environ.get("MUSICRESTORE_TRACKING_REQUIRED", "0") not in ("0", "false", "no", "")
-
-
-def flush(spool: Path | None = None, block: bool = True, linger_s: float = 0.0) -> int:
-    """Send every spooled record to MLflow; returns how many were sent.
+def flush(
+    spool: Path | None = None, block: bool = True, linger_s: float = 0.0, mode: str | None = None
+) -> int:
+    """Send every spooled record to MLflow; returns how many a store accepted.
 
     Holds the spool's lock so only one flusher runs; without ``block`` it returns 0 at once
     when another flusher holds it. With ``linger_s`` it waits that long for new records
-    before returning. A record that MLflow refuses stays in the spool (and the error is
+    before returning. A record goes to its own server, or in ``local`` mode to the local
+    store when the server does not take it (``mode`` overrides each record's own
+    ``tracking.on_server_down``); one that no store takes stays in the spool (its error is
     appended to ``flush.log`` there) and flushing stops, so nothing is lost or reordered.
     """
-    return _flush(spool or spool_dir(), block, linger_s)[0]
+    return _flush(spool or spool_dir(), block, linger_s, mode).sent
+
+
+@dataclasses.dataclass
+class Flushed:
+    """What one :func:`_flush` did."""
+
+    sent: int = 0  #: records a store accepted, the local fallbacks included
+    local: int = 0  #: records sent to the local store because their server did not take them
+    #: (server, error, local store) of the last local fallback
+    missed: tuple[str, str, str] | None = None
+    #: (server, error, mode) of the record that no store took and that stopped the flush
+    failed: tuple[str, str, str] | None = None
 
 
 def _server(uri: str) -> str:
@@ -315,13 +406,22 @@ def _record_uri(path: Path) -> str:
         return tracking_uri()
 
 
-def _flush(spool: Path, block: bool, linger_s: float) -> tuple[int, tuple[str, str] | None]:
-    """:func:`flush`, and ``(server, error)`` of the record that could not be sent, if any."""
-    sent = 0
+def _flush(spool: Path, block: bool, linger_s: float, mode: str | None = None) -> Flushed:
+    """:func:`flush`, with what it did."""
+    done = Flushed()
+    problems: dict[str, str | None] = {}  # server -> why it is down, asked once per flush
+
+    def stop(path: Path, msg: str, record_mode: str) -> Flushed:
+        with open(spool / "flush.log", "a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {path.name}: {msg}\n")
+        log.warning("MLflow: %s stays in %s (%s)", path.name, spool, msg)
+        done.failed = (_server(_record_uri(path)), msg, record_mode)
+        return done
+
     while True:
         with _lock(spool, block) as held:
             if not held:
-                return sent, None
+                return done
             idle_since = time.monotonic()
             while True:
                 records = pending(spool)
@@ -332,19 +432,34 @@ def _flush(spool: Path, block: bool, linger_s: float) -> tuple[int, tuple[str, s
                     continue
                 for path in records:
                     try:
-                        _send(path)
+                        record = json.loads(path.read_text())
+                        uri = str(record["tracking_uri"])
+                    except (OSError, ValueError, KeyError, TypeError) as exc:
+                        return stop(path, f"unreadable record: {exc}", mode or "spool")
+                    record_mode = mode or str(record.get("on_server_down", "spool"))
+                    if uri not in problems:
+                        problems[uri] = server_problem(uri)
+                    try:
+                        if problems[uri]:
+                            raise ConnectionError(f"no answer from {uri}: {problems[uri]}")
+                        _send(path, record, uri)
                     except Exception as exc:
                         msg = " ".join(str(exc).split())[:500]
-                        with open(spool / "flush.log", "a") as fh:
-                            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {path.name}: {msg}\n")
-                        log.warning("MLflow: %s stays in %s (%s)", path.name, spool, msg)
-                        return sent, (_server(_record_uri(path)), msg)
-                    sent += 1
+                        local = str(record.get("local_uri") or "")
+                        if record_mode != "local" or not local or local == uri:
+                            return stop(path, msg, record_mode)
+                        try:
+                            _send(path, record, local, {"fallback_from": _server(uri)})
+                        except Exception as exc2:
+                            return stop(path, f"{msg}; local store {local}: {exc2}", "local")
+                        done.local += 1
+                        done.missed = (_server(uri), msg, local)
+                    done.sent += 1
                 idle_since = time.monotonic()
         # A stage may have spooled a record after the last look but before the lock was
         # released (it then saw the lock taken and started no flusher): look once more.
         if not pending(spool):
-            return sent, None
+            return done
 
 
 _clients: dict[str, Any] = {}
@@ -383,17 +498,19 @@ def _parent_run(client: Any, experiment_id: str, gid: str, start_ms: int) -> str
     return str(run.info.run_id)
 
 
-def _send(path: Path) -> None:
-    """One record -> one MLflow run (re-sent whole if an earlier attempt broke off)."""
+def _send(
+    path: Path, record: Mapping[str, Any], uri: str, extra_tags: Mapping[str, str] | None = None
+) -> None:
+    """One record -> one MLflow run in the store at ``uri`` (re-sent whole if an earlier
+    attempt broke off); the record leaves the spool once the run is complete."""
     from mlflow.entities import Metric, Param
 
-    record = json.loads(path.read_text())
-    client = _client(record["tracking_uri"])
+    client = _client(uri)
     exp_id = _experiment_id(client)
     record_id = record["record_id"]
     for stale in client.search_runs([exp_id], filter_string=f"tags.record_id = '{record_id}'"):
         client.delete_run(stale.info.run_id)
-    tags = dict(record["tags"])
+    tags = {**record["tags"], **(extra_tags or {})}
     tags["record_id"] = record_id
     tags["mlflow.parentRunId"] = _parent_run(client, exp_id, tags["group_id"], record["start_ms"])
     run = client.create_run(
@@ -427,30 +544,42 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="what a stage starts: skip if a flusher runs, linger for the next records",
     )
+    parser.add_argument(
+        "--on-server-down",
+        choices=ON_SERVER_DOWN,
+        help="for every record, instead of the tracking.on_server_down each was made with "
+        "(e.g. local: put records waiting for a server that is gone into mlflow.db)",
+    )
     args = parser.parse_args(argv)
     spool = spool_dir()
     if args.command == "status":
         print(f"{len(pending(spool))} record(s) waiting in {spool}")
         return 0
     if args.background:
-        flush(spool, block=False, linger_s=FLUSHER_LINGER_S)
+        flush(spool, block=False, linger_s=FLUSHER_LINGER_S, mode=args.on_server_down)
         return 0
     log.setLevel(logging.ERROR)  # the one line below says what the per-record warning would
-    sent, failed = _flush(spool, block=True, linger_s=0.0)
+    done = _flush(spool, block=True, linger_s=0.0, mode=args.on_server_down)
     left = len(pending(spool))
-    if failed is None:
-        print(f"sent {sent} record(s) to MLflow; {left} waiting in {spool}")
+    head = f"sent {done.sent} record(s) to MLflow"
+    if done.missed is not None:
+        server, msg, local = done.missed
+        head += (
+            f" ({done.local} to the local store {local}: {server} did not take them: {_short(msg)})"
+        )
+    if done.failed is None:
+        print(f"{head}; {left} waiting in {spool}")
         return 0
-    server, msg = failed
-    if required():
+    server, msg, mode = done.failed
+    if mode != "spool":
         print(
             f"error: MLflow server {server} did not take {left} record(s) ({_short(msg)}); "
-            f"they stay in {spool} (MUSICRESTORE_TRACKING_REQUIRED=1)",
+            f"they stay in {spool} (tracking.on_server_down: {mode})",
             file=sys.stderr,
         )
         return 1
     print(
-        f"sent {sent} record(s) to MLflow; {left} stay in {spool}: {server} did not take them "
+        f"{head}; {left} stay in {spool}: {server} did not take them "
         f"({_short(msg)}); run this again when it is back"
     )
     return 0
