@@ -5,8 +5,9 @@ test sees exactly what a clean clone sees. It checks that every stage ran (every
 variant included), that the outputs follow the dataset contract, that ``metrics.json`` is
 the short headline, that MLflow grouped the stage runs, that a second ``dvc repro`` has
 nothing to do, that forced re-runs reproduce restore, evaluate and report byte for byte,
-that changing one params block marks exactly the stages that read it, and that every cached
-output survives a push to and a pull from a directory, an SSH and an S3 remote.
+that an override of every params block marks exactly the stages that read it, that every
+cached output survives a push to and a pull from a directory, an SSH and an S3 remote, and
+that queued experiments run two at a time and show up in ``dvc exp show``.
 """
 
 from __future__ import annotations
@@ -264,24 +265,81 @@ def test_a_stage_killed_midway_leaves_no_complete_output_and_the_next_repro_reco
     run_dvc(repo, "repro", env=env)  # its new timing file re-runs report: leave all up to date
 
 
-def test_changing_one_params_block_marks_exactly_its_readers(
-    repro: tuple[Path, dict[str, str], str],
+def _first_leaf(block: str, value: object) -> tuple[str, object] | None:
+    """The first number, bool or string under ``block`` (depth first, in file order)."""
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            if (found := _first_leaf(f"{block}.{key}", sub)) is not None:
+                return found
+        return None
+    return (block, value) if isinstance(value, int | float | str) else None
+
+
+def _readers(repo: Path, key: str) -> set[str]:
+    """Stages whose declared params (dvc.yaml) cover ``key`` or lie below it."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        return {
+            stage.addressing
+            for stage in dvc_repo.index.stages
+            for dep in stage.deps
+            if isinstance(dep, ParamsDependency)
+            for declared in dep.params
+            if key == declared or key.startswith(f"{declared}.") or declared.startswith(f"{key}.")
+        }
+
+
+def test_an_override_of_every_params_block_marks_exactly_its_readers(
+    repro: tuple[Path, dict[str, str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """What ``dvc exp run -S KEY=VALUE`` does first, for one leaf of every top-level params
+    block: DVC's own override parser edits params.yaml, then ``dvc status`` names exactly the
+    stages that declare the key (and no others; downstream stages follow once outputs
+    change). ``app`` and ``tracking`` are read by no stage; every other block by some."""
+    from dvc.repo import Repo
+    from dvc.utils.hydra import apply_overrides
+
     from musicrestore.variants import VARIANTS
 
     repo, env, _ = repro
+    monkeypatch.chdir(repo)  # DVC's API names stages relative to the working directory
     params = repo / "params.yaml"
     original = params.read_text()
     doc = yaml.safe_load(original)
-    doc["variants"]["dsp_direct"]["gain_db"] = 0.0
-    params.write_text(yaml.safe_dump(doc, sort_keys=False))
+    seen: dict[str, set[str]] = {}
     try:
-        changed = set(json.loads(run_dvc(repo, "status", "--json", env=env).stdout))
+        for block in doc:
+            found = _first_leaf(block, doc[block])
+            assert found is not None, block
+            key, value = found
+            new = (not value) if isinstance(value, bool) else (
+                value + 1 if isinstance(value, int | float) else f"{value}x"
+            )  # fmt: skip
+            apply_overrides(params, [f"{key}={json.dumps(new)}"])
+            assert yaml.safe_load(params.read_text()) != doc, key
+            with Repo(str(repo)) as dvc_repo:
+                changed = set(dvc_repo.status())
+            params.write_text(original)
+            assert changed == _readers(repo, key), key
+            seen[block] = changed
+    finally:
+        params.write_text(original)
+    assert seen["app"] == seen["tracking"] == set()
+    assert all(seen[b] for b in doc if b not in ("app", "tracking")), seen
+    assert seen["report"] == {"report"}
+    # the registry's reads and dvc.yaml agree for a params block borrowed by other variants
+    apply_overrides(params, ["variants.dsp_direct.gain_db=0.0"])
+    try:
+        with Repo(str(repo)) as dvc_repo:
+            changed = set(dvc_repo.status())
     finally:
         params.write_text(original)
     readers = {f"restore@{n}" for n, v in VARIANTS.items() if "dsp_direct" in v.reads}
     assert readers == {"restore@dsp_direct", "restore@demucs_dsp", "restore@adaptive"}
     assert changed == readers
+    assert json.loads(run_dvc(repo, "status", "--json", env=env).stdout) == {}
 
 
 # ------------------------------------------------------------------------ shared remotes
@@ -495,6 +553,56 @@ def test_every_output_round_trips_through_shared_remotes(
     print("\n" + "\n".join(report))
 
 
+def test_queued_experiments_run_in_parallel_and_dvc_exp_show_lists_them(
+    repro: tuple[Path, dict[str, str], str],
+) -> None:
+    """``dvc exp run --queue`` twice, ``dvc queue start -j 2``: both experiments succeed,
+    each re-runs only the stage that reads its changed param (the report), takes every
+    other result from the cache, and ``dvc exp show`` lists its param and the headline
+    metrics; the workspace is left as it was."""
+    import csv
+    import io
+    import re
+    import time
+
+    repo, env, _ = repro
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)  # the baseline, as a team would
+    subprocess.run([*git, "commit", "-qm", "baseline"], cwd=repo, check=True)
+    params_before = (repo / "params.yaml").read_bytes()
+    exps = {"dpi60": "report.figure_dpi=60", "excerpt3": "report.excerpt_s=3.0"}
+    for name, override in exps.items():
+        run_dvc(repo, "exp", "run", "--queue", "-n", name, "-S", override, env=env)
+    began = time.monotonic()
+    run_dvc(repo, "queue", "start", "-j", "2", env=env)
+    while re.search(r"\b(Queued|Running)\b", run_dvc(repo, "queue", "status", env=env).stdout):
+        assert time.monotonic() - began < 600, "the queue did not finish in 10 minutes"
+        time.sleep(2)
+    took = time.monotonic() - began
+    status = run_dvc(repo, "queue", "status", env=env).stdout
+    for name in exps:
+        assert re.search(rf"{name}\s.*Success", status), status
+        log = run_dvc(repo, "queue", "logs", name, env=env).stdout
+        assert re.findall(r"Running stage '([^']+)'", log) == ["report"], log[-3000:]
+
+    table = run_dvc(repo, "exp", "show", "--csv", env=env).stdout
+    rows = {r["Experiment"]: r for r in csv.DictReader(io.StringIO(table)) if r["Experiment"]}
+    assert set(exps) <= set(rows), table[:2000]
+    headline = json.loads((repo / "reports" / "metrics.json").read_text())
+    variant = sorted(headline)[0]
+    task = sorted(headline[variant])[0]
+    metric = sorted(headline[variant][task])[0]
+    column, value = f"{variant}.{task}.{metric}", headline[variant][task][metric]
+    for name, override in exps.items():
+        key, setting = override.split("=")
+        assert float(rows[name][key]) == float(setting), (name, key)
+        # the report's layout params change no number: the metrics are the baseline's
+        assert float(rows[name][column]) == pytest.approx(value), name
+    assert (repo / "params.yaml").read_bytes() == params_before
+    assert json.loads(run_dvc(repo, "status", "--json", env=env).stdout) == {}
+    print(f"\nqueue of {len(exps)} experiments with -j 2: {took:.0f} s")
+
+
 @pytest.mark.slow
 def test_a_second_clone_reproduces_every_output_byte_for_byte(
     repro: tuple[Path, dict[str, str], str], tmp_path_factory: pytest.TempPathFactory
@@ -516,5 +624,5 @@ def test_a_second_clone_reproduces_every_output_byte_for_byte(
         }
 
     first, second = outs(repo), outs(other)
-    assert len(first) > 40
+    assert len(first) > 35  # every stage's outputs, 39 on the tiny profile
     assert {p for p in first if first[p] != second.get(p)} == set()

@@ -337,7 +337,9 @@ def test_per_group_checkpoints_load_by_group_name(
     assert metrics["target"] == "Voc" and metrics["step"] == 2
     with pytest.raises(SystemExit):  # the Voc set is no Bass set
         _stage_main()([*argv[:3], "Bass", *argv[4:], "--out", "models/uformer/Bass"])
-    save_model("models/uformer/Bass", gain_net(0.25), "uformer", {**TINY, "output": "add"}, SR, 0, "", "")
+    save_model(
+        "models/uformer/Bass", gain_net(0.25), "uformer", {**TINY, "output": "add"}, SR, 0, "", ""
+    )
 
     x = _signal(1.0)
     for models_dir in (Path("models"), Path("models/uformer")):
