@@ -60,7 +60,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def on_server_down(params: str | os.PathLike[str] = "params.yaml") -> str:
     return str(value)
 
 
-def _config_error(msg: str) -> None:
+def _config_error(msg: str) -> NoReturn:
     from .stage import StageError  # lazily: the flusher does not need the stage module
 
     raise StageError(msg)
@@ -399,23 +399,16 @@ def _short(msg: str, width: int = 200) -> str:
     return msg if len(msg) <= width else f"{msg[: width // 2]} ... {msg[-(width // 2) :]}"
 
 
-def _record_uri(path: Path) -> str:
-    try:
-        return str(json.loads(path.read_text())["tracking_uri"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return tracking_uri()
-
-
 def _flush(spool: Path, block: bool, linger_s: float, mode: str | None = None) -> Flushed:
     """:func:`flush`, with what it did."""
     done = Flushed()
     problems: dict[str, str | None] = {}  # server -> why it is down, asked once per flush
 
-    def stop(path: Path, msg: str, record_mode: str) -> Flushed:
+    def stop(path: Path, uri: str, msg: str, record_mode: str) -> Flushed:
         with open(spool / "flush.log", "a") as fh:
             fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {path.name}: {msg}\n")
         log.warning("MLflow: %s stays in %s (%s)", path.name, spool, msg)
-        done.failed = (_server(_record_uri(path)), msg, record_mode)
+        done.failed = (_server(uri), msg, record_mode)
         return done
 
     while True:
@@ -435,7 +428,9 @@ def _flush(spool: Path, block: bool, linger_s: float, mode: str | None = None) -
                         record = json.loads(path.read_text())
                         uri = str(record["tracking_uri"])
                     except (OSError, ValueError, KeyError, TypeError) as exc:
-                        return stop(path, f"unreadable record: {exc}", mode or "spool")
+                        return stop(
+                            path, tracking_uri(), f"unreadable record: {exc}", mode or "spool"
+                        )
                     record_mode = mode or str(record.get("on_server_down", "spool"))
                     if uri not in problems:
                         problems[uri] = server_problem(uri)
@@ -447,11 +442,11 @@ def _flush(spool: Path, block: bool, linger_s: float, mode: str | None = None) -
                         msg = " ".join(str(exc).split())[:500]
                         local = str(record.get("local_uri") or "")
                         if record_mode != "local" or not local or local == uri:
-                            return stop(path, msg, record_mode)
+                            return stop(path, uri, msg, record_mode)
                         try:
                             _send(path, record, local, {"fallback_from": _server(uri)})
                         except Exception as exc2:
-                            return stop(path, f"{msg}; local store {local}: {exc2}", "local")
+                            return stop(path, uri, f"{msg}; local store {local}: {exc2}", "local")
                         done.local += 1
                         done.missed = (_server(uri), msg, local)
                     done.sent += 1
