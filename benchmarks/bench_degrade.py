@@ -84,8 +84,8 @@ def bench_chains(seconds: float, seed: int = 0) -> None:
 
 
 def bench_build(args: argparse.Namespace) -> None:
+    from musicrestore.data.taxonomy import TARGETS, read_splits
     from musicrestore.degrade.build import build_msr, build_musicgen_like
-    from musicrestore.taxonomy import TARGETS, read_splits
 
     splits = read_splits(args.splits)
     targets = args.targets or [t for t in TARGETS if t in splits]

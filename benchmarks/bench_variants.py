@@ -8,7 +8,7 @@ Each variant runs in a fresh subprocess (one thread for torch and for the BLAS l
 its peak resident memory (``ru_maxrss``, which sees C-extension allocations that tracemalloc
 misses) is its own; the table shows the peak and the increase over the process after imports
 and test-signal synthesis. The real-time factor is compute time / audio time of one
-:func:`musicrestore.restore.restore_array` call, after the separator is built (its loading
+:func:`musicrestore.variants.restore.restore_array` call, after the separator is built (its loading
 time is shown apart). The default separator is ``tiny`` (a random-init small HTDemucs from
 :func:`musicrestore.separation.tiny_separator`): it runs offline, but its speed is not the
 full-size model's: ``--separator full-random`` times a paper-size HTDemucs with random
@@ -79,8 +79,8 @@ def run_one(
     import torch
 
     torch.set_num_threads(1)
-    from musicrestore.restore import make_separator_factory, restore_array, warm_up
     from musicrestore.variants import build_context, get_variant
+    from musicrestore.variants.restore import make_separator_factory, restore_array, warm_up
 
     variant = get_variant(name)
     wave = test_signal(duration_s)

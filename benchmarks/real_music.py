@@ -76,9 +76,9 @@ def fetch_wesnoth(cache: Path) -> Path:
 
 def usable_folder(music: Path, cache: Path) -> Path:
     """``music`` without the files the project's loader refuses (one Wesnoth track decodes
-    5806 frames short of its header, which :func:`musicrestore.audio.load_audio` reports as
+    5806 frames short of its header, which :func:`musicrestore.core.audio.load_audio` reports as
     truncated): a folder of links to the others, made once and listed on the console."""
-    from musicrestore.audio import AudioError, list_audio, load_audio
+    from musicrestore.core.audio import AudioError, list_audio, load_audio
 
     files = list_audio(music)
     key = hashlib.sha256("\n".join(f"{p}:{p.stat().st_size}" for p in files).encode())
@@ -130,9 +130,9 @@ def run_variants(
     testset: Path, work: Path, names: list[str], params: dict[str, Any], models_dir: Path
 ) -> dict[str, dict[str, Any]]:
     """Restore ``testset`` with each variant and score it: ``{variant: summary metrics}``."""
-    from musicrestore import evaluate as ev
-    from musicrestore import restore as rs
+    from musicrestore.evaluation import evaluate as ev
     from musicrestore.variants import build_context, get_variant
+    from musicrestore.variants import restore as rs
 
     settings = rs.restore_settings(params.get("restore"))
     config = ev.EvalConfig(**(params.get("evaluate") or {}))

@@ -14,9 +14,9 @@ import argparse
 from pathlib import Path
 
 from musicrestore import tracking
+from musicrestore.core.stage import load_params, main_guard, output_dir
 from musicrestore.degrade.build import build_msr, check_params, parse_shard
 from musicrestore.degrade.chains import msr_config
-from musicrestore.stage import load_params, main_guard, output_dir
 
 
 @main_guard

@@ -13,9 +13,9 @@ import argparse
 from pathlib import Path
 
 from musicrestore import tracking
+from musicrestore.core.stage import load_params, main_guard, output_dir
 from musicrestore.degrade.build import build_musicgen_like, check_params, parse_shard
 from musicrestore.degrade.chains import musicgen_config
-from musicrestore.stage import load_params, main_guard, output_dir
 
 
 @main_guard

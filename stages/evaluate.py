@@ -7,7 +7,7 @@
 Reads the ``evaluate`` section and ``msr.targets``; for each test set writes
 ``<out>/<testset>/clips.csv`` and ``summary.json`` (atomically, byte-identical on a re-run).
 All test sets are scored in one pool of ``evaluate.workers`` processes. The work is
-:func:`musicrestore.evaluate.evaluate`.
+:func:`musicrestore.evaluation.evaluate.evaluate`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import logging
 import os
 from pathlib import Path
 
-from musicrestore import evaluate as ev
-from musicrestore import testsets as ts
-from musicrestore.stage import load_params, main_guard, output_dir
+from musicrestore.core.stage import load_params, main_guard, output_dir
+from musicrestore.data import testsets as ts
+from musicrestore.evaluation import evaluate as ev
 from musicrestore.tracking import stage_run
 
 log = logging.getLogger("evaluate")

@@ -5,7 +5,7 @@
 
 ``musicgen.source``: ``simulated`` (default, offline: test-song excerpts through the
 MusicGen-like chain), ``generate`` (MusicGen from prompts), ``local`` (a folder of clips).
-The work is :func:`musicrestore.musicgen.fetch_musicgen`.
+The work is :func:`musicrestore.data.musicgen.fetch_musicgen`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from musicrestore.musicgen import fetch_musicgen
-from musicrestore.stage import load_params, main_guard, output_dir
+from musicrestore.core.stage import load_params, main_guard, output_dir
+from musicrestore.data.musicgen import fetch_musicgen
 from musicrestore.tracking import stage_run
 
 log = logging.getLogger("fetch_musicgen")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from musicrestore import rawstems, tracking
-from musicrestore.stage import StageError, load_params, main_guard, output_dir
+from musicrestore import tracking
+from musicrestore.core.stage import StageError, load_params, main_guard, output_dir
+from musicrestore.data import rawstems
 
 
 @main_guard
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         output_dir(args.out) as tmp,
     ):
         if source == "embedded":
-            from musicrestore.embedded import build_embedded
+            from musicrestore.data.embedded import build_embedded
 
             emb = data["embedded"]
             stats = build_embedded(tmp, seed=seed, **emb)

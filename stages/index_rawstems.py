@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from musicrestore import rawstems, tracking
-from musicrestore.audio import atomic_path
-from musicrestore.stage import StageError, load_params, main_guard, output_dir
-from musicrestore.taxonomy import TARGETS, scan, split_songs, write_splits
+from musicrestore import tracking
+from musicrestore.core.audio import atomic_path
+from musicrestore.core.stage import StageError, load_params, main_guard, output_dir
+from musicrestore.data import rawstems
+from musicrestore.data.taxonomy import TARGETS, scan, split_songs, write_splits
 
 
 @main_guard

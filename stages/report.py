@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 
 from musicrestore import report
-from musicrestore.stage import StageError, load_params, main_guard
+from musicrestore.core.stage import StageError, load_params, main_guard
 from musicrestore.tracking import stage_run
 
 log = logging.getLogger("report")

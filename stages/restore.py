@@ -9,7 +9,7 @@ Reads ``variants.<key>`` for every key the variant reads (its own and those in `
 the ``restore`` section and ``msr.targets``; writes ``<out>/<testset>/{id}.wav`` and
 ``decisions.json`` atomically (byte-identical on a re-run) and the wall-clock timings to
 ``--timing`` (an uncached DVC metric) and MLflow. The work is
-:func:`musicrestore.restore.restore_dataset`.
+:func:`musicrestore.variants.restore.restore_dataset`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import json
 import logging
 from pathlib import Path
 
-from musicrestore import restore as rs
-from musicrestore import testsets as ts
-from musicrestore.audio import atomic_path
-from musicrestore.stage import load_params, main_guard, output_dir
+from musicrestore.core.audio import atomic_path
+from musicrestore.core.stage import load_params, main_guard, output_dir
+from musicrestore.data import testsets as ts
 from musicrestore.tracking import stage_run
 from musicrestore.variants import build_context, get_variant
+from musicrestore.variants import restore as rs
 
 log = logging.getLogger("restore")
 

@@ -17,7 +17,7 @@ import argparse
 import time
 from pathlib import Path
 
-from musicrestore.stage import load_params, main_guard
+from musicrestore.core.stage import load_params, main_guard
 from musicrestore.train.recipe import is_rank_zero, spec_from_params, stage_outputs, train_model
 
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     work = Path(args.work) if args.work else out.parent / f".{out.name}_work"
     if args.target is not None:
-        from musicrestore.taxonomy import parse_target
+        from musicrestore.data.taxonomy import parse_target
 
         parse_target(args.target)
     stage = f"train@{args.model}" if args.target is None else f"train_{args.model}@{args.target}"

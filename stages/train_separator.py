@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from musicrestore import tracking
-from musicrestore.stage import StageError, load_params, main_guard, output_dir
-from musicrestore.train_separator import build_separator, config_from_params
+from musicrestore.core.stage import StageError, load_params, main_guard, output_dir
+from musicrestore.train.separator import build_separator, config_from_params
 
 
 @main_guard

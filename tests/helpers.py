@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from musicrestore.audio import save_audio
+from musicrestore.core.audio import save_audio
 
 #: (group/subgroup path, base frequency in Hz) of the stems every tiny song gets.
 TINY_STEMS = {

@@ -38,9 +38,9 @@ from gradio_client.exceptions import AppError as ClientAppError  # noqa: E402
 from musicrestore.app import core  # noqa: E402
 from musicrestore.app.core import AppError, Project, Workspace  # noqa: E402
 from musicrestore.app.ui import build_app, launch_kwargs  # noqa: E402
-from musicrestore.audio import save_audio  # noqa: E402
-from musicrestore.config import ConfigError  # noqa: E402
-from musicrestore.dataset import Example, write_manifest  # noqa: E402
+from musicrestore.core.audio import save_audio  # noqa: E402
+from musicrestore.core.config import ConfigError  # noqa: E402
+from musicrestore.data.dataset import Example, write_manifest  # noqa: E402
 from musicrestore.variants import VARIANTS, Variant  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from musicrestore.audio import (
+from musicrestore.core.audio import (
     AudioError,
     atomic_path,
     audio_info,
@@ -332,7 +332,7 @@ def test_audio_error_survives_a_process_pool() -> None:
     error (it used to break the pool with an unpicklable exception)."""
     import pickle
 
-    from musicrestore.audio import AudioError
+    from musicrestore.core.audio import AudioError
 
     err = pickle.loads(pickle.dumps(AudioError("song.ogg", "truncated\nfile")))
     assert isinstance(err, AudioError) and str(err) == "song.ogg: truncated file"

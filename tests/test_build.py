@@ -12,12 +12,19 @@ import pytest
 import soundfile as sf
 import yaml
 
-from musicrestore.audio import save_audio
-from musicrestore.dataset import iter_pairs, read_manifest
+from musicrestore.core.audio import save_audio
+from musicrestore.core.stage import StageError
+from musicrestore.data.dataset import iter_pairs, read_manifest
+from musicrestore.data.stems import load_target_and_background
+from musicrestore.data.taxonomy import (
+    TARGETS,
+    read_splits,
+    scan,
+    split_songs,
+    test_songs,
+    write_splits,
+)
 from musicrestore.degrade import build
-from musicrestore.stage import StageError
-from musicrestore.stems import load_target_and_background
-from musicrestore.taxonomy import TARGETS, read_splits, scan, split_songs, test_songs, write_splits
 
 SR = 44100
 SONG_S = 2.0

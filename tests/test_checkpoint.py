@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from musicrestore import checkpoint
-from musicrestore.checkpoint import CheckpointError, load_model, read_config, save_model
+from musicrestore.models import checkpoint
+from musicrestore.models.checkpoint import CheckpointError, load_model, read_config, save_model
 from tests import helpers
 
 
@@ -155,7 +155,7 @@ def test_bad_configs_and_mismatched_weights_are_one_line_errors(
 def test_inference_never_imports_lightning() -> None:
     code = (
         "import sys, importlib.util\n"
-        "import musicrestore.checkpoint\n"
+        "import musicrestore.models.checkpoint\n"
         "if importlib.util.find_spec('musicrestore.models'):\n"
         "    import musicrestore.models\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "

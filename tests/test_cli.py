@@ -17,9 +17,9 @@ import pytest
 import soundfile as sf
 
 from musicrestore import cli
-from musicrestore.audio import load_audio, save_audio
-from musicrestore.restore import RestoreError
+from musicrestore.core.audio import load_audio, save_audio
 from musicrestore.variants import VARIANTS, Variant
+from musicrestore.variants.restore import RestoreError
 from tests.test_restore import music, tiny_dataset
 
 SR = 16000

@@ -1,4 +1,4 @@
-"""The one strict, typed params merge (musicrestore.config) and every block that uses it."""
+"""The one strict, typed params merge (musicrestore.core.config) and every block that uses it."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from musicrestore import config
-from musicrestore.config import ConfigError, device_problem, merge, merge_kwargs
+from musicrestore.core import config
+from musicrestore.core.config import ConfigError, device_problem, merge, merge_kwargs
+from musicrestore.core.stage import USER_ERRORS, StageError
+from musicrestore.data.musicgen import fetch_musicgen
 from musicrestore.degrade import chains
 from musicrestore.degrade.build import build_msr, check_params
-from musicrestore.musicgen import fetch_musicgen
-from musicrestore.restore import RESTORE_DEFAULTS, restore_settings
-from musicrestore.stage import USER_ERRORS, StageError
-from musicrestore.train_separator import SeparatorTrainConfig, config_from_params
+from musicrestore.train.separator import SeparatorTrainConfig, config_from_params
 from musicrestore.variants import VARIANTS, VariantError, build_context
 from musicrestore.variants.registry import merge_params
+from musicrestore.variants.restore import RESTORE_DEFAULTS, restore_settings
 
 DEFAULTS = {
     "n": 3,

@@ -35,7 +35,7 @@ if {import_first}:
     import musicrestore
 import numpy as np, torch
 torch.set_num_threads(1)
-from musicrestore.audio import resample
+from musicrestore.core.audio import resample
 def h(a):
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 rng = np.random.default_rng(0)

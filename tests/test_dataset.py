@@ -1,4 +1,4 @@
-"""The dataset contract (``musicrestore.dataset``): examples, ``manifest.jsonl``, pairs."""
+"""The dataset contract (``musicrestore.data.dataset``): examples, ``manifest.jsonl``, pairs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from musicrestore.dataset import MANIFEST, Example, iter_pairs, read_manifest, write_manifest
-from musicrestore.stage import USER_ERRORS
+from musicrestore.core.stage import USER_ERRORS
+from musicrestore.data.dataset import MANIFEST, Example, iter_pairs, read_manifest, write_manifest
 
 
 def examples() -> list[Example]:

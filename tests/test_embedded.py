@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musicrestore import embedded
-from musicrestore.audio import audio_info, load_audio
-from musicrestore.stage import StageError
-from musicrestore.taxonomy import TARGETS, TAXONOMY, scan, split_songs
+from musicrestore.core.audio import audio_info, load_audio
+from musicrestore.core.stage import StageError
+from musicrestore.data import embedded
+from musicrestore.data.taxonomy import TARGETS, TAXONOMY, scan, split_songs
 
 TINY = {"n_songs": 3, "duration_s": 4.0, "progress": False}
 SR = 44100
@@ -126,7 +126,7 @@ def test_plans_populate_every_target(seed: int) -> None:
 
 
 def test_split_of_a_planned_build_leaves_training_songs() -> None:
-    from musicrestore.taxonomy import Song, Stem
+    from musicrestore.data.taxonomy import Song, Stem
 
     songs = [
         Song(p.name, [Stem(p.name, s.group, s.subgroup, f"{p.name}/{s.relpath}") for s in p.stems])

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musicrestore import evaluate as ev
-from musicrestore import metrics as M
-from musicrestore.audio import save_audio
-from musicrestore.dataset import Example, write_manifest
+from musicrestore.core.audio import save_audio
+from musicrestore.data.dataset import Example, write_manifest
+from musicrestore.evaluation import evaluate as ev
+from musicrestore.evaluation import metrics as M
 
 SR = 16_000
 DURATION_S = 2.5  # with segment_s = 1 s: three segments, the last one 0.5 s
@@ -68,8 +68,8 @@ def make_testset(
 
 def write_restored(testset: Path, out: Path, blend: float, mono: bool = False) -> None:
     """A fake variant: ``blend`` of the way from the degraded input to the clean target."""
-    from musicrestore.audio import load_audio
-    from musicrestore.dataset import iter_pairs
+    from musicrestore.core.audio import load_audio
+    from musicrestore.data.dataset import iter_pairs
 
     out.mkdir(parents=True, exist_ok=True)
     per = {}

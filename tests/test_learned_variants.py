@@ -172,16 +172,16 @@ def test_a_loader_without_a_rate_is_a_clear_error():
 
 @pytest.fixture
 def fake_checkpoint(monkeypatch):
-    """``musicrestore.checkpoint`` replaced by a module whose ``load_model`` records calls."""
+    """``musicrestore.models.checkpoint`` replaced by a module whose ``load_model`` records calls."""
     calls: list[tuple[Path, str]] = []
-    module = types.ModuleType("musicrestore.checkpoint")
+    module = types.ModuleType("musicrestore.models.checkpoint")
 
     def load_model(folder: Path, device: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
         calls.append((Path(folder), device))
         return Loader(SR)("wavenet", None)
 
     module.load_model = load_model  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "musicrestore.checkpoint", module)
+    monkeypatch.setitem(sys.modules, "musicrestore.models.checkpoint", module)
     monkeypatch.setattr(musicrestore, "checkpoint", module, raising=False)
     return calls
 
@@ -203,8 +203,8 @@ def test_models_dir_defaults_to_the_checkpoint_loader(tmp_path, fake_checkpoint)
 
 @pytest.mark.parametrize("name", ["unet_mask", "wavenet"])
 def test_a_saved_checkpoint_loads_through_the_default_loader(tmp_path, name):
-    """``musicrestore.checkpoint`` round trip: saved at 16 kHz, found under ``models_dir``."""
-    checkpoint = pytest.importorskip("musicrestore.checkpoint")
+    """``musicrestore.models.checkpoint`` round trip: saved at 16 kHz, found under ``models_dir``."""
+    checkpoint = pytest.importorskip("musicrestore.models.checkpoint")
     net, config = Loader(16000)(name, None)
     checkpoint.save_model(tmp_path / name, net, name, config["kwargs"], 16000, 1, "d", "p")
     x = tones(SR, [440.0], duration_s=0.5)

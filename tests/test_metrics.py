@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.signal import butter, sosfilt
 
-from musicrestore import metrics as M
+from musicrestore.evaluation import metrics as M
 
 SR = 16_000
 

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from musicrestore import tracking
-from musicrestore.taxonomy import TARGETS, scan, split_songs, write_splits
+from musicrestore.data.taxonomy import TARGETS, scan, split_songs, write_splits
 
 from .helpers import make_tiny_rawstems
 

@@ -11,11 +11,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from musicrestore import musicgen
-from musicrestore.audio import AudioError, load_audio, save_audio
-from musicrestore.dataset import read_manifest
-from musicrestore.stage import StageError
-from musicrestore.taxonomy import TARGETS, read_splits, scan, split_songs, test_songs, write_splits
+from musicrestore.core.audio import AudioError, load_audio, save_audio
+from musicrestore.core.stage import StageError
+from musicrestore.data import musicgen
+from musicrestore.data.dataset import read_manifest
+from musicrestore.data.taxonomy import (
+    TARGETS,
+    read_splits,
+    scan,
+    split_songs,
+    test_songs,
+    write_splits,
+)
 
 from .helpers import make_tiny_rawstems
 

@@ -118,8 +118,8 @@ def test_every_stage_ran(repro: tuple[Path, dict[str, str], str]) -> None:
 
 
 def test_restored_outputs_follow_the_manifests(repro: tuple[Path, dict[str, str], str]) -> None:
-    from musicrestore.audio import audio_info
-    from musicrestore.dataset import read_manifest
+    from musicrestore.core.audio import audio_info
+    from musicrestore.data.dataset import read_manifest
     from musicrestore.variants import VARIANTS
 
     repo, _, _ = repro

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musicrestore import rawstems
-from musicrestore.stage import StageError
-from musicrestore.taxonomy import scan
+from musicrestore.core.stage import StageError
+from musicrestore.data import rawstems
+from musicrestore.data.taxonomy import scan
 from tests.helpers import make_tiny_rawstems
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

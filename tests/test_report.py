@@ -20,10 +20,10 @@ from unittest.mock import ANY
 import numpy as np
 import pytest
 
-from musicrestore import evaluate as ev
 from musicrestore import report as rp
-from musicrestore.audio import save_audio
-from musicrestore.dataset import Example, write_manifest
+from musicrestore.core.audio import save_audio
+from musicrestore.data.dataset import Example, write_manifest
+from musicrestore.evaluation import evaluate as ev
 
 SR = 16_000
 VARIANTS = {"identity": 0.0, "better": 0.6}  # fraction of the way from degraded to clean

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from musicrestore import cli
-from musicrestore import restore as rs
-from musicrestore.audio import AudioError, load_audio, save_audio
-from musicrestore.dataset import Example, write_manifest
+from musicrestore.core.audio import AudioError, load_audio, save_audio
+from musicrestore.data.dataset import Example, write_manifest
 from musicrestore.variants import VARIANTS, Variant, build_context
+from musicrestore.variants import restore as rs
 from tests.helpers import BandSplitSeparator
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from musicrestore.data.taxonomy import GROUPS, TARGETS, LayoutError
 from musicrestore.separation import (
     SOURCES,
     DemucsSeparator,
@@ -21,7 +22,6 @@ from musicrestore.separation import (
     tiny_htdemucs,
     tiny_separator,
 )
-from musicrestore.taxonomy import GROUPS, TARGETS, LayoutError
 from tests.conftest import tone
 
 SR = 44100

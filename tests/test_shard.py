@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from musicrestore.dataset import read_manifest
+from musicrestore.core.stage import StageError
+from musicrestore.data.dataset import read_manifest
+from musicrestore.data.taxonomy import TARGETS, scan, split_songs, write_splits
 from musicrestore.degrade import build, merge
-from musicrestore.stage import StageError
-from musicrestore.taxonomy import TARGETS, scan, split_songs, write_splits
 
 from .helpers import make_tiny_rawstems
 

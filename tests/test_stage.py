@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from musicrestore.config import ConfigError
-from musicrestore.stage import (
+from musicrestore.core.config import ConfigError
+from musicrestore.core.stage import (
     StageError,
     load_params,
     main_guard,
@@ -49,7 +49,7 @@ def test_output_dir_of_a_killed_run_is_hidden_and_removed_by_the_next_run(
     script = textwrap.dedent(
         f"""
         import os, signal
-        from musicrestore.stage import output_dir
+        from musicrestore.core.stage import output_dir
         with output_dir({str(tmp_path / "out")!r}) as tmp:
             (tmp / "half.wav").write_bytes(b"RIFF")
             os.kill(os.getpid(), signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""Loading a song's stems as mixes (``musicrestore.stems``), on tiny files whose samples say
+"""Loading a song's stems as mixes (``musicrestore.data.stems``), on tiny files whose samples say
 which stems were summed: every stem is a constant (DC) at its own power of two, so any sum
 of stems has a unique value, exact in 24-bit PCM."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from musicrestore.audio import save_audio
-from musicrestore.stems import (
+from musicrestore.core.audio import save_audio
+from musicrestore.data.stems import (
     is_stand_in,
     load_groups,
     load_mix,
@@ -20,7 +20,7 @@ from musicrestore.stems import (
     pad_to,
     sum_waves,
 )
-from musicrestore.taxonomy import Song, scan
+from musicrestore.data.taxonomy import Song, scan
 
 SR = 8000
 SONG = "Artist|Song"

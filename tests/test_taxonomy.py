@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from musicrestore.taxonomy import (
+from musicrestore.data.taxonomy import (
     GROUPS,
     TARGETS,
     TAXONOMY,

@@ -196,7 +196,7 @@ def _write_mode(folder: Path, mode: object) -> None:
 def test_on_server_down_reads_params_yaml_and_the_variable_wins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from musicrestore.stage import StageError
+    from musicrestore.core.stage import StageError
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MUSICRESTORE_TRACKING_ON_DOWN", raising=False)
@@ -233,7 +233,7 @@ def _spool_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uri: str) -> Non
 def test_fail_mode_stops_the_stage_before_its_body_when_the_server_is_down(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from musicrestore.stage import StageError
+    from musicrestore.core.stage import StageError
 
     server = _dead_server()
     _spool_env(tmp_path, monkeypatch, server)

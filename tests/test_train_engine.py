@@ -18,11 +18,11 @@ import torch
 import yaml
 
 from musicrestore import tracking
-from musicrestore.audio import save_audio
-from musicrestore.checkpoint import load_model, save_model
-from musicrestore.config import ConfigError
-from musicrestore.dataset import Example, write_manifest
-from musicrestore.stage import StageError
+from musicrestore.core.audio import save_audio
+from musicrestore.core.config import ConfigError
+from musicrestore.core.stage import StageError
+from musicrestore.data.dataset import Example, write_manifest
+from musicrestore.models.checkpoint import load_model, save_model
 from musicrestore.train import engine
 from musicrestore.train.data import (
     CropDataset,

@@ -10,11 +10,11 @@ import pytest
 import torch
 import yaml
 
-from musicrestore.audio import load_audio, save_audio
+from musicrestore.core.audio import load_audio, save_audio
+from musicrestore.core.stage import StageError
+from musicrestore.data.taxonomy import Song, scan, write_splits
 from musicrestore.separation import SOURCES, load_separator
-from musicrestore.stage import StageError
-from musicrestore.taxonomy import Song, scan, write_splits
-from musicrestore.train_separator import (
+from musicrestore.train.separator import (
     CHECKPOINT,
     SeparatorTrainConfig,
     SongBank,

@@ -1,6 +1,6 @@
 """``python -m musicrestore restore``: one variant on a file, a folder or a dataset folder.
 
-The engine is :mod:`musicrestore.restore`; this module only turns a command line into calls
+The engine is :mod:`musicrestore.variants.restore`; this module only turns a command line into calls
 of it, and guarantees what a command-line user relies on:
 
 - every error a user can cause is one line on stderr (``error: <what>``) and exit 1, never a
@@ -26,9 +26,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .audio import AUDIO_SUFFIXES, AudioError, _umask, check_audio
-from .dataset import MANIFEST, read_manifest
-from .restore import (
+from .core.audio import AUDIO_SUFFIXES, _umask, check_audio
+from .core.errors import USER_ERRORS, AudioError, StageError
+from .core.stage import (
+    exit_code,
+    format_error,
+    interrupted_message,
+    load_params,
+    signals_as_exceptions,
+)
+from .data.dataset import MANIFEST, read_manifest
+from .data.taxonomy import parse_target
+from .variants import VARIANTS, Variant, VariantContext, build_context, get_variant
+from .variants.restore import (
     _check_output_path,
     check_not_input,
     make_separator_factory,
@@ -39,17 +49,6 @@ from .restore import (
     same_file,
     warm_up,
 )
-from .stage import (
-    USER_ERRORS,
-    StageError,
-    exit_code,
-    format_error,
-    interrupted_message,
-    load_params,
-    signals_as_exceptions,
-)
-from .taxonomy import parse_target
-from .variants import VARIANTS, Variant, VariantContext, build_context, get_variant
 
 
 class _UsageError(StageError):
@@ -310,7 +309,7 @@ def _restore_dataset_folder(
     args: argparse.Namespace,
 ) -> int:
     """A dataset folder (``manifest.jsonl``): its examples' mixtures, checked first, then
-    :func:`musicrestore.restore.restore_dataset` into a staged folder whose finished files
+    :func:`musicrestore.variants.restore.restore_dataset` into a staged folder whose finished files
     move into ``out``."""
     if args.skip_bad:
         raise _UsageError(

@@ -12,7 +12,7 @@ here rather than typed by hand, because a hand-written copy drifts:
   script imports, directly or through other modules, found by reading the import statements
   (:func:`module_closure`; imports inside functions count, since they run when the code
   does). Editing a module therefore re-runs exactly the stages whose code reads it. Two
-  modules are left out on purpose: :mod:`musicrestore.stage` (atomic folders, one-line
+  modules are left out on purpose: :mod:`musicrestore.core.stage` (atomic folders, one-line
   errors) and :mod:`musicrestore.tracking` (MLflow records) shape no output. A restore stage
   depends on its own variant's module, not on the modules of the other variants that the
   ``variants`` package also registers.
@@ -44,7 +44,7 @@ SRC = ROOT / "src"
 DVC_YAML = ROOT / "dvc.yaml"
 
 #: Modules that shape no stage output (see the module docstring); never a code dependency.
-NOT_OUTPUT_SHAPING = frozenset({f"{PACKAGE}.stage", f"{PACKAGE}.tracking"})
+NOT_OUTPUT_SHAPING = frozenset({f"{PACKAGE}.core.stage", f"{PACKAGE}.tracking"})
 
 #: Mixture test sets: name -> (task, folder). T2 sets are ``MSR_TEST/<group>``.
 MIX_TESTSETS: dict[str, tuple[str, str]] = {
@@ -192,7 +192,7 @@ def variant_stages() -> dict[str, Any]:
     skip = {
         f"{PACKAGE}.variants.{path.stem}"
         for path in (SRC / PACKAGE / "variants").glob("*.py")
-        if path.stem not in ("__init__", "registry")
+        if path.stem not in ("__init__", "registry", "restore")
     }
     eval_code = code_deps("stages/evaluate.py")
     restore, evaluate = {}, {}

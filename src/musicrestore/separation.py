@@ -42,9 +42,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import yaml
 
-from .audio import fit_length, resample, set_channels, validate_wave
-from .stage import StageError
-from .taxonomy import parse_target
+from .core.audio import fit_length, resample, set_channels, validate_wave
+from .core.errors import StageError
+from .data.taxonomy import parse_target
 
 log = logging.getLogger(__name__)
 
@@ -421,7 +421,7 @@ def export_repo(
     from demucs.apply import BagOfModels
     from safetensors.torch import save as safetensors_bytes
 
-    from .audio import atomic_path
+    from .core.audio import atomic_path
 
     unknown = set(formats) - {"safetensors", "th"}
     if unknown or not formats:

@@ -92,7 +92,7 @@ def spool_dir() -> Path:
 def on_server_down(params: str | os.PathLike[str] = "params.yaml") -> str:
     """``MUSICRESTORE_TRACKING_ON_DOWN``, else ``tracking.on_server_down`` of ``params``
     (relative to the working directory), else ``spool``; anything else is a
-    :class:`musicrestore.stage.StageError` naming the key."""
+    :class:`musicrestore.core.stage.StageError` naming the key."""
     where, value = "MUSICRESTORE_TRACKING_ON_DOWN", os.environ.get("MUSICRESTORE_TRACKING_ON_DOWN")
     if value is None:
         import yaml
@@ -114,7 +114,7 @@ def on_server_down(params: str | os.PathLike[str] = "params.yaml") -> str:
 
 
 def _config_error(msg: str) -> NoReturn:
-    from .stage import StageError  # lazily: the flusher does not need the stage module
+    from .core.errors import StageError
 
     raise StageError(msg)
 

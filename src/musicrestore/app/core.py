@@ -5,20 +5,20 @@ Seed 000 §3 ("Implementation notes aligned with the app") builds a Gradio app a
 stack, with tabs to generate, degrade, restore and compare; this is ours, on the pipeline's
 own pieces (docs/method.md):
 
-- **sources**: MusicGen through ``transformers`` (:func:`musicrestore.musicgen.generate_clips`,
+- **sources**: MusicGen through ``transformers`` (:func:`musicrestore.data.musicgen.generate_clips`,
   docs/method.md#musicgen-samples) when its weights are in the Hugging Face cache or a local
   folder; a clip of the pipeline's test sets under ``data/``; or an upload, which always goes
-  through the one validated loader :func:`musicrestore.audio.load_audio` after the app's own
+  through the one validated loader :func:`musicrestore.core.audio.load_audio` after the app's own
   size and duration caps;
 - **degradation**: the MusicGen-like chain (docs/method.md#musicgen-like) or the MSR target
   ("production") and mixture chains (docs/method.md#msr-degradation), seeded, with every
   effect that fired recorded; the clean input is kept as the reference;
 - **restoration**: any registered variant (:data:`musicrestore.variants.VARIANTS`) whose
-  models exist, any length, mono or stereo, through :func:`musicrestore.restore.restore_array`
+  models exist, any length, mono or stereo, through :func:`musicrestore.variants.restore.restore_array`
   (chunked, docs/method.md#methods);
 - **comparison**: the report's figures (:func:`musicrestore.report.figures.render_figures`:
   spectrograms, waveform overlays, difference signals, seed 000 §4) and the metrics of
-  :mod:`musicrestore.metrics`, per 10-s segment as in docs/method.md#evaluation.
+  :mod:`musicrestore.evaluation.metrics`, per 10-s segment as in docs/method.md#evaluation.
 
 Which variants can run is derived from the registry metadata (``needs_separator``,
 ``checkpoint``) and from what exists under ``models/``: on a fresh clone, before any
@@ -48,19 +48,20 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .. import config
-from ..audio import AudioError, check_audio, load_audio, save_audio, set_channels
-from ..config import ConfigError
-from ..dataset import Example, read_manifest
+from ..core import config
+from ..core.audio import check_audio, load_audio, save_audio, set_channels
+from ..core.config import ConfigError
+from ..core.errors import USER_ERRORS, AudioError, StageError
+from ..core.stage import format_error, load_params
+from ..data.dataset import Example, read_manifest
+from ..data.taxonomy import TARGETS, parse_target
 from ..degrade import chains
-from ..evaluate import EvalConfig, segment_bounds
-from ..stage import USER_ERRORS, StageError, format_error, load_params
-from ..taxonomy import TARGETS, parse_target
+from ..evaluation.evaluate import EvalConfig, segment_bounds
 from ..variants import VARIANTS, Variant, VariantContext, VariantError, build_context, get_variant
 
 log = logging.getLogger(__name__)
 
-#: The ``app:`` params block (read with :func:`musicrestore.config.merge`; these are the
+#: The ``app:`` params block (read with :func:`musicrestore.core.config.merge`; these are the
 #: defaults when ``params.yaml`` has no such block).
 APP_DEFAULTS: dict[str, Any] = {
     "max_upload_mb": 100.0,  # uploads above this are refused (also Gradio's max_file_size)
@@ -123,7 +124,7 @@ APP_USER_ERRORS: tuple[type[BaseException], ...] = (*USER_ERRORS, ConfigError, V
 
 def app_settings(section: Mapping[str, Any] | None) -> dict[str, Any]:
     """``app:`` params over :data:`APP_DEFAULTS`: unknown keys, wrong types and values out of
-    range are a one-line :class:`~musicrestore.config.ConfigError` naming ``app.<key>``."""
+    range are a one-line :class:`~musicrestore.core.config.ConfigError` naming ``app.<key>``."""
     out: dict[str, Any] = config.merge(APP_DEFAULTS, section, "app", **APP_RULES)
     return out
 
@@ -150,7 +151,7 @@ class Project:
     """
 
     def __init__(self, root: str | os.PathLike[str], params: Mapping[str, Any] | None = None):
-        from ..restore import restore_settings
+        from ..variants.restore import restore_settings
 
         self.root = Path(root).resolve()
         self.params: dict[str, Any] = dict(params or {})
@@ -229,7 +230,7 @@ class Project:
 
     def separator(self) -> Any:
         """The pipeline's separator (``models/separator``), loaded once for every session."""
-        from ..restore import make_separator_factory, recorded_separator
+        from ..variants.restore import make_separator_factory, recorded_separator
 
         with self._lock:
             if self._separator is None:
@@ -244,7 +245,7 @@ class Project:
         self, variant: Variant, variants_section: Mapping[str, Any], target: str | None
     ) -> VariantContext:
         """A variant's context as the restore stage builds it (the one place the app does)."""
-        from ..restore import resolve_device
+        from ..variants.restore import resolve_device
 
         return build_context(
             variant,
@@ -522,7 +523,7 @@ def load_upload(
     """An uploaded file as the session's source.
 
     The app's caps come first (size, then the duration the header declares, before anything
-    is decoded), then :func:`musicrestore.audio.load_audio` validates and decodes it (not
+    is decoded), then :func:`musicrestore.core.audio.load_audio` validates and decodes it (not
     audio, truncated, more than two channels, NaN samples: one line each). Messages name the
     file by its own name, not by Gradio's upload path.
 
@@ -628,7 +629,7 @@ def generate(
     model: str | None = None,
 ) -> Session:
     """A MusicGen clip (transformers) from ``prompt`` as the session's clean source."""
-    from ..musicgen import DEFAULT_MODEL, generate_clips
+    from ..data.musicgen import DEFAULT_MODEL, generate_clips
 
     block = config.as_mapping(
         config.as_mapping(project.params.get("musicgen"), "musicgen").get("generate"),
@@ -809,8 +810,8 @@ def parse_params(text: str | None, variant: Variant) -> dict[str, Any]:
 
 
 def count_chunks(variant: Variant, n_samples: int, sr: int, settings: Mapping[str, Any]) -> int:
-    """How many chunks :func:`musicrestore.restore.restore_array` will run (progress)."""
-    from ..restore import plan_chunks
+    """How many chunks :func:`musicrestore.variants.restore.restore_array` will run (progress)."""
+    from ..variants.restore import plan_chunks
 
     if variant.whole_signal:
         return 1
@@ -837,7 +838,7 @@ def restore(
             or empty restores the mixture.
         progress: ``progress(fraction, text)`` before each chunk.
     """
-    from ..restore import restore_array
+    from ..variants.restore import restore_array
 
     if session.input is None:
         raise AppError("nothing to restore yet: load or degrade a signal first")
@@ -916,13 +917,13 @@ class Comparison:
 
 def metric_columns(has_reference: bool, names: Sequence[str] | None = None) -> list[str]:
     """Column headings of the metrics table: label and unit of each applicable metric."""
-    from .. import metrics as M
+    from ..evaluation import metrics as M
 
     return [_heading(n) for n in M.applicable(has_reference, names)]
 
 
 def _heading(name: str) -> str:
-    from .. import metrics as M
+    from ..evaluation import metrics as M
 
     info = M.INFO[name]
     arrow = {True: " ↑", False: " ↓", None: ""}[info.higher_is_better]
@@ -936,7 +937,7 @@ def score_signal(
     """Every applicable metric as the evaluate stage computes it (docs/method.md#evaluation):
     per ``segment_s`` segment, then the mean; segments whose reference is silent are left
     out of the intrusive means."""
-    from .. import metrics as M
+    from ..evaluation import metrics as M
 
     names = M.applicable(reference is not None, cfg.metrics or None)
     sums: dict[str, list[float]] = {n: [] for n in names}

@@ -16,7 +16,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ..stage import USER_ERRORS, format_error, setup_logging, signals_as_exceptions
+from ..core.errors import USER_ERRORS
+from ..core.stage import format_error, setup_logging, signals_as_exceptions
 from .core import APP_USER_ERRORS, Project, Workspace
 
 HOST = "127.0.0.1"

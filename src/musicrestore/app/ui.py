@@ -20,7 +20,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..musicgen import DEFAULT_MODEL, DEFAULT_PROMPTS
+from ..data.musicgen import DEFAULT_MODEL, DEFAULT_PROMPTS
 from ..variants import get_variant
 from . import core
 from .core import Project, Session, Workspace

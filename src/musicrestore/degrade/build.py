@@ -7,7 +7,7 @@
   the MusicGen-like artifact chain (:func:`.chains.musicgen_like`); task ``T1``. Test clips
   come from every target's test songs (``taxonomy.test_songs``), train crops from the rest.
 
-Each output folder (``test/``, ``train/``) is a dataset of :mod:`musicrestore.dataset`:
+Each output folder (``test/``, ``train/``) is a dataset of :mod:`musicrestore.data.dataset`:
 ``{id}_mixture.flac`` (degraded input), ``{id}_target.flac`` (clean reference) and
 ``manifest.jsonl`` with every effect and its params. The ``train/`` folders are the cached
 training source the trainers read; :func:`make_msr_example` and
@@ -43,11 +43,11 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import audio_info, load_audio, save_audio
-from ..dataset import Example, write_manifest
-from ..stage import StageError
-from ..stems import is_stand_in, load_mix, load_stem, pad_to, sum_waves
-from ..taxonomy import Song, parse_target, read_splits, scan, test_songs
+from ..core.audio import audio_info, load_audio, save_audio
+from ..core.errors import StageError
+from ..data.dataset import Example, write_manifest
+from ..data.stems import is_stand_in, load_mix, load_stem, pad_to, sum_waves
+from ..data.taxonomy import Song, parse_target, read_splits, scan, test_songs
 from .chains import (
     MSRExample,
     headroom_gain,
@@ -139,7 +139,7 @@ def make_msr_example(
     """One MSR example from a whole song: pick a segment where the target is active, degrade.
 
     Args:
-        target: ``(C, T)`` the song's target mix (:func:`musicrestore.stems.load_target_and_background`).
+        target: ``(C, T)`` the song's target mix (:func:`musicrestore.data.stems.load_target_and_background`).
         background: ``(C, T)`` everything else.
         sr: sample rate (Hz).
         length: segment length in samples.
@@ -302,7 +302,7 @@ def load_segment(
     root: str | os.PathLike[str], song: Song, target: str, sr: int, offset: int, length: int
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """``(target, background, target_stems, background_stems)`` of one segment, stereo at
-    ``sr``: the same sums as :func:`musicrestore.stems.load_target_and_background` (room
+    ``sr``: the same sums as :func:`musicrestore.data.stems.load_target_and_background` (room
     microphones left out), but each stem file is read only from ``offset`` for ``length``
     samples, so a 10-s example from a 4-minute song does not decode the whole song."""
     chosen = {s.path for s in song.stems_of(target)}
@@ -446,13 +446,13 @@ def clean_folder_split(
 ) -> tuple[list[str], list[str]]:
     """A folder of clean music -> ``(test files, train files)``, paths relative to it.
 
-    The files (:func:`musicrestore.audio.list_audio`, sorted) are spread evenly: file ``i``
+    The files (:func:`musicrestore.core.audio.list_audio`, sorted) are spread evenly: file ``i``
     of ``n`` is a test file when ``floor(i·k/n)`` steps up, ``k = max(1, round(n·f))``, so
     the split depends only on the file names, never on their order on disk. A fraction of
     1 makes every file a test file (a test-only set, as ``benchmarks/real_music.py``
     builds), 0 every file a training file.
     """
-    from ..audio import list_audio
+    from ..core.audio import list_audio
 
     if not 0.0 <= test_fraction <= 1.0:
         raise StageError(f"clean_test_fraction: got {test_fraction}; expected 0..1")
@@ -472,7 +472,7 @@ def clean_folder_split(
 
 def parse_shard(text: str | Sequence[int] | None) -> tuple[int, int] | None:
     """``"i/n"`` (or ``(i, n)``) -> ``(i, n)`` with ``0 <= i < n``; ``None`` stays ``None``.
-    Anything else is a one-line :class:`~musicrestore.stage.StageError`."""
+    Anything else is a one-line :class:`~musicrestore.core.stage.StageError`."""
     if text is None:
         return None
     try:
@@ -537,7 +537,7 @@ def build_msr(
 
     Args:
         rawstems_root: RawStems-layout folder.
-        splits_dir: folder of ``{Target}_{train,test}.txt`` (:func:`musicrestore.taxonomy.write_splits`).
+        splits_dir: folder of ``{Target}_{train,test}.txt`` (:func:`musicrestore.data.taxonomy.write_splits`).
         target: ``"Voc"``, ``"Gtr_EG"``, ...
         out_dir: output folder (the stage passes an atomic temporary folder).
         n_test, n_train: examples per split.
@@ -547,7 +547,7 @@ def build_msr(
         workers: processes (default ``os.cpu_count()``); the output does not depend on it.
         cfg: degradation config, overrides of :data:`.chains.MSR_DEFAULTS`.
         active_db: activity threshold of a segment's target RMS (dBFS).
-        subtype: FLAC sample format (``None``: :func:`musicrestore.audio.save_audio`'s 24-bit;
+        subtype: FLAC sample format (``None``: :func:`musicrestore.core.audio.save_audio`'s 24-bit;
             ``"PCM_16"`` halves the disk use).
         shard: ``(i, n)``: only the examples whose index is ``i`` mod ``n`` (see the module
             docstring); ``stats.json`` then counts those and records the shard.
@@ -734,7 +734,7 @@ def build_musicgen_like(
 def _write_stats(out_dir: Path, stats: Mapping[str, Any]) -> None:
     """Write ``stats.json`` without the run-dependent keys (time, workers): the same seed must
     give byte-identical outputs, or DVC would see a changed folder after every re-run."""
-    from ..audio import atomic_path
+    from ..core.audio import atomic_path
 
     stable = {k: v for k, v in stats.items() if k not in ("build_time_s", "workers")}
     with atomic_path(out_dir / "stats.json") as tmp:
@@ -757,10 +757,10 @@ BUILD_RULES: dict[str, Any] = {
 
 
 def check_params(fn: Callable[..., Any], params: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Check ``params`` as keyword arguments of ``fn`` (:func:`musicrestore.config.merge_kwargs`):
+    """Check ``params`` as keyword arguments of ``fn`` (:func:`musicrestore.core.config.merge_kwargs`):
     a key ``fn`` does not take, a wrong type or a value outside :data:`BUILD_RULES` is a
-    one-line :class:`~musicrestore.config.ConfigError`, so a typo in ``params.yaml`` fails
+    one-line :class:`~musicrestore.core.config.ConfigError`, so a typo in ``params.yaml`` fails
     loudly instead of falling back to a default. Returns the given keys, converted."""
-    from .. import config
+    from ..core import config
 
     return config.merge_kwargs(fn, params, where, skip=("shard",), **BUILD_RULES)

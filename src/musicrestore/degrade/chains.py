@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import config
-from ..config import ConfigError as ConfigError  # re-exported: chains.ConfigError
+from ..core import config
+from ..core.config import ConfigError as ConfigError  # re-exported: chains.ConfigError
 from .effects import EFFECTS, apply_effect, draw_effect, mix_at_snr, snr_db
 
 #: Effect order of the MSR target chain (seed 004 §4.2: "equalizer, downsampling,
@@ -87,9 +87,9 @@ CHAIN_RULES: dict[str, Any] = {
 def merge_config(
     defaults: Mapping[str, Any], cfg: Mapping[str, Any] | None, where: str
 ) -> dict[str, Any]:
-    """Deep-merge ``cfg`` over ``defaults`` with :func:`musicrestore.config.merge` (unknown
+    """Deep-merge ``cfg`` over ``defaults`` with :func:`musicrestore.core.config.merge` (unknown
     keys, wrong types and values outside :data:`CHAIN_RULES` are a one-line
-    :class:`~musicrestore.config.ConfigError`: a typo in ``params.yaml`` must not be silently
+    :class:`~musicrestore.core.config.ConfigError`: a typo in ``params.yaml`` must not be silently
     ignored). ``ranges`` is validated against the effects' sampler signatures."""
     cfg = config.as_mapping(cfg, where)
     special = "ranges" in defaults and "ranges" in cfg

@@ -19,7 +19,7 @@ Every effect is two functions, bundled as an :class:`Effect` in :data:`EFFECTS`:
 
 Library code does the DSP wherever a library has it: pedalboard for compressor, limiter,
 tanh distortion, Freeverb and the LAME MP3 codec; SciPy for filter design and filtering;
-julius (through :func:`musicrestore.audio.resample`) for resampling. Written by hand, because
+julius (through :func:`musicrestore.core.audio.resample`) for resampling. Written by hand, because
 no installed library has them: the RBJ-cookbook peak/shelf biquads, the PCM bit-depth
 quantizer and μ-law, the sparse multi-delay reverb, the environmental noise generators and
 SNR mixing.
@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-from ..audio import fit_length
-from ..audio import resample as _resample
+from ..core.audio import fit_length
+from ..core.audio import resample as _resample
 
 Params = dict[str, Any]
 Range = Sequence[float]

@@ -33,8 +33,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..dataset import MANIFEST, Example
-from ..stage import StageError, main_guard, output_dir
+from ..core.errors import StageError
+from ..core.stage import main_guard, output_dir
+from ..data.dataset import MANIFEST, Example
 from .build import _write_stats, split_stats
 
 STATS = "stats.json"

@@ -1,6 +1,6 @@
 """Build the whole report: collect, write every output, swap them into place.
 
-Each output folder is built in a hidden sibling by :func:`musicrestore.stage.output_dir`
+Each output folder is built in a hidden sibling by :func:`musicrestore.core.stage.output_dir`
 and replaces the old one only once everything was written, so an interrupted report never
 leaves a mix of old and new outputs that looks complete; the two files are written
 atomically after the folders, ``metrics.json`` last (it is what DVC compares).
@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..audio import atomic_path
-from ..stage import output_dir
+from ..core.audio import atomic_path
+from ..core.stage import output_dir
 from .collect import Collected, ReportConfig, collect, dataset_flags, dataset_note, testset_dir
 from .html import build_example_media, pick_examples, render_html
 from .markdown import render_markdown

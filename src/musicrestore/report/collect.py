@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import metrics as M
-from ..dataset import read_manifest
-from ..evaluate import CLIPS_CSV, SUMMARY_JSON, read_clips_csv
-from ..stage import StageError
+from ..core.errors import StageError
+from ..data.dataset import read_manifest
+from ..evaluation import metrics as M
+from ..evaluation.evaluate import CLIPS_CSV, SUMMARY_JSON, read_clips_csv
 
 EMBEDDED_NOTE = (
     "EMBEDDED STAND-IN DATA ({sets}): built from the offline embedded mini dataset "

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import metrics as M
-from ..audio import atomic_path
+from ..core.audio import atomic_path
+from ..evaluation import metrics as M
 
 #: PNG text chunks matplotlib would add (``Software: Matplotlib version ...``): none, so the
 #: bytes depend on the pixels only.

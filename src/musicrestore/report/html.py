@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import metrics as M
-from ..audio import fit_length, load_audio, save_audio, set_channels
-from ..dataset import Example, read_manifest
+from ..core.audio import fit_length, load_audio, save_audio, set_channels
+from ..data.dataset import Example, read_manifest
+from ..evaluation import metrics as M
 from .collect import (
     Collected,
     Evaluation,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import metrics as M
+from ..evaluation import metrics as M
 from .collect import P25_NOTE, Collected, Evaluation, ReportConfig, order_variants, shown_metrics
 from .tables import HEADLINE, delta
 

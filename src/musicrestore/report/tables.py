@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import atomic_path
+from ..core.audio import atomic_path
 from .collect import (
     Collected,
     Evaluation,

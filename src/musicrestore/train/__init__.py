@@ -9,7 +9,7 @@
 - :mod:`.losses`: seed 000's time-domain L1 + log-magnitude L1;
 - :mod:`.logger`: metrics to the stage's MLflow record and ``loss.csv``;
 - :mod:`.recipe`: a model's ``params.yaml`` block -> a trained inference checkpoint
-  (:mod:`musicrestore.checkpoint`), the work of ``stages/train.py``.
+  (:mod:`musicrestore.models.checkpoint`), the work of ``stages/train.py``.
 
 Importing this package does not import Lightning; its submodules do. Inference never
 needs them.

@@ -2,7 +2,7 @@
 that is a function of the optimizer step.
 
 - :class:`CropDataset`: the examples of one or more dataset folders (the contract of
-  :mod:`musicrestore.dataset`: ``manifest.jsonl`` with ``mixture``/``target`` paths), as
+  :mod:`musicrestore.data.dataset`: ``manifest.jsonl`` with ``mixture``/``target`` paths), as
   seeded random crops of ``crop_s`` seconds, mono or stereo. With ``on_the_fly`` every
   draw takes the clean *target* crop and degrades it afresh with a chain of
   :mod:`musicrestore.degrade.chains` (:data:`CHAINS`; the MusicGen-like chain of seed 000 §3
@@ -42,8 +42,8 @@ try:
 except ImportError:  # pragma: no cover - whichever is installed
     import pytorch_lightning as pl
 
-from ..dataset import Example, read_manifest
-from ..stage import StageError
+from ..core.errors import StageError
+from ..data.dataset import Example, read_manifest
 
 #: Keeps validation streams apart from the training epochs' streams.
 _VAL_STREAM = 1 << 32
@@ -75,9 +75,9 @@ class DataConfig:
 
 
 def data_config_from_params(params: Mapping[str, Any] | None, where: str = "data") -> DataConfig:
-    """:class:`DataConfig` through :func:`musicrestore.config.merge`; ``degrade`` is checked
+    """:class:`DataConfig` through :func:`musicrestore.core.config.merge`; ``degrade`` is checked
     by the chain's own config merge (unknown keys and bad values are errors too)."""
-    from ..config import ConfigError, merge
+    from ..core.config import ConfigError, merge
 
     config: DataConfig = merge(
         DataConfig,
@@ -267,7 +267,7 @@ class CropDataset(Dataset):
 
     def _load(self, path: Path) -> np.ndarray:
         if path not in self._audio:
-            from ..audio import load_audio
+            from ..core.audio import load_audio
 
             wave, _ = load_audio(path, sr=self.sr, channels=self.config.channels)
             self._audio[path] = wave

@@ -1,7 +1,7 @@
 """The one training engine: every learned model of the pipeline trains through :func:`fit`.
 
 :func:`fit` builds a PyTorch Lightning ``Trainer`` from a :class:`TrainConfig` (one typed
-params block, read with :func:`musicrestore.config.merge`) and runs a LightningModule of
+params block, read with :func:`musicrestore.core.config.merge`) and runs a LightningModule of
 :mod:`.modules` on the data of :mod:`.data`. What it adds to Lightning:
 
 - **Recipe** (seed 000 §3, "Training"): AdamW, a cosine schedule with linear warmup stepped
@@ -22,7 +22,7 @@ params block, read with :func:`musicrestore.config.merge`) and runs a LightningM
   ``last.ckpt`` is Lightning's own file (a torch pickle): a private work file of the
   training stage, never shared or shipped. Lightning loads it with ``weights_only=True``,
   and the one ``torch.load`` of this package (reading its step) does too. What the pipeline
-  ships is the inference checkpoint of :mod:`musicrestore.checkpoint` (safetensors).
+  ships is the inference checkpoint of :mod:`musicrestore.models.checkpoint` (safetensors).
 - **Logging**: :class:`.logger.TrainLogger` sends ``train_loss``/``lr`` every ``log_every``
   steps and the validation metrics every ``val_every`` steps to the stage's MLflow record
   and to ``work_dir/loss.csv``.
@@ -50,7 +50,7 @@ try:  # the `lightning` distribution, else the standalone `pytorch-lightning` on
 except ImportError:  # pragma: no cover - whichever is installed
     import pytorch_lightning as pl
 
-from ..stage import StageError
+from ..core.errors import StageError
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,9 @@ class TrainConfig:
 
 
 def config_from_params(params: Mapping[str, Any] | None, where: str = "train") -> TrainConfig:
-    """:class:`TrainConfig` from a params block through :func:`musicrestore.config.merge`:
+    """:class:`TrainConfig` from a params block through :func:`musicrestore.core.config.merge`:
     unknown keys, wrong types and bad values are a one-line ConfigError naming ``where``."""
-    from ..config import merge
+    from ..core.config import merge
 
     return merge(  # type: ignore[no-any-return]
         TrainConfig,

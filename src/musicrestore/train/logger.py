@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - whichever is installed
     import pytorch_lightning as pl
     from pytorch_lightning.utilities import rank_zero_only
 
-from ..audio import atomic_path
+from ..core.audio import atomic_path
 
 #: Columns every loss.csv starts with; other metrics are appended in first-seen order.
 COLUMNS = ("step", "train_loss", "lr", "val_loss", "val_si_sdr")

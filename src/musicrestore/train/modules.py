@@ -32,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover - whichever is installed
     import pytorch_lightning as pl
 
-from ..stage import StageError
+from ..core.errors import StageError
 from .engine import TrainConfig, lr_factor
 from .losses import LOSSES
 
@@ -144,7 +144,7 @@ class DenoiserModule(TrainModule):
         return loss  # type: ignore[no-any-return]
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        from ..metrics import si_sdr
+        from ..evaluation.metrics import si_sdr
 
         degraded, clean = batch
         estimate = self.inference_net(degraded)
@@ -169,7 +169,7 @@ class SeparatorModule(TrainModule):
     """Hybrid Transformer Demucs (Rouard et al. 2023) on ``(mixture (B, C, T), sources
     (B, S, C, T))`` batches, with the L1 waveform loss of Demucs (Défossez et al. 2019);
     the augmentation (gain, sign and channel flips, remixing) is in the batches
-    (:func:`musicrestore.train_separator.sample_batch`)."""
+    (:func:`musicrestore.train.separator.sample_batch`)."""
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         mix, sources = batch
@@ -218,8 +218,8 @@ class GANConfig:
 
 
 def gan_config_from_params(params: Mapping[str, Any] | None, where: str = "gan") -> GANConfig:
-    """:class:`GANConfig` through :func:`musicrestore.config.merge` (one-line errors)."""
-    from ..config import merge
+    """:class:`GANConfig` through :func:`musicrestore.core.config.merge` (one-line errors)."""
+    from ..core.config import merge
 
     return merge(  # type: ignore[no-any-return]
         GANConfig,

@@ -9,7 +9,7 @@ gan}}}``: ``arch`` are the constructor kwargs of ``musicrestore.models.ARCHITECT
 only) a :class:`.modules.GANConfig`. The module follows the architecture: an adversarial one
 trains with :class:`.modules.GANModule`, the others with :class:`.modules.DenoiserModule`.
 :func:`train_model` trains it with :func:`.engine.fit` (resuming from the work folder) on
-dataset folders and writes the checkpoint of :mod:`musicrestore.checkpoint`,
+dataset folders and writes the checkpoint of :mod:`musicrestore.models.checkpoint`,
 ``metrics.json`` and ``loss.csv``.
 """
 
@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import tracking
-from ..audio import atomic_path
-from ..config import ConfigError, as_mapping, merge, merge_kwargs
-from ..stage import StageError, output_dir
+from ..core.audio import atomic_path
+from ..core.config import ConfigError, as_mapping, merge, merge_kwargs
+from ..core.errors import StageError
+from ..core.stage import output_dir
 from .data import DataConfig, data_config_from_params
 from .engine import TrainConfig, config_from_params, is_rank_zero
 from .modules import GANConfig, gan_config_from_params
@@ -83,9 +84,9 @@ class ModelSpec:
 
 def spec_from_params(params: Mapping[str, Any], name: str) -> ModelSpec:
     """The chosen preset of ``params["models"][name]``, every part checked with
-    :func:`musicrestore.config.merge` (``arch`` against the class' signature). ``train.seed``
+    :func:`musicrestore.core.config.merge` (``arch`` against the class' signature). ``train.seed``
     defaults to the pipeline's ``seed``."""
-    from ..checkpoint import architectures
+    from ..models.checkpoint import architectures
 
     models = as_mapping(params.get("models"), "models")
     where = f"models.{name}"
@@ -171,7 +172,7 @@ def build_module(spec: ModelSpec) -> Any:
 
 def _check_target(train_dirs: Sequence[str | os.PathLike[str]], target: str) -> None:
     """Every example of ``train_dirs`` is a T2 example of group ``target``."""
-    from ..dataset import read_manifest
+    from ..data.dataset import read_manifest
 
     for folder in train_dirs:
         groups = {ex.group for ex in read_manifest(folder)}
@@ -192,12 +193,12 @@ def train_model(
     target: str | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) ``spec`` on dataset folders and fill ``out_dir`` (rank 0) with
-    ``model.safetensors`` + ``config.json`` (:func:`musicrestore.checkpoint.save_model`,
+    ``model.safetensors`` + ``config.json`` (:func:`musicrestore.models.checkpoint.save_model`,
     EMA weights when on), ``metrics.json`` (final validation metrics; deterministic) and
     ``loss.csv``. Returns the metrics. ``target``: the T2 group of a per-target model
     (the U-Former, seed 004 §4): every training example must be of that group, and
     ``metrics.json`` records it."""
-    from ..checkpoint import save_model
+    from ..models.checkpoint import save_model
     from .data import denoiser_data
     from .engine import LOSS_CSV, fit, make_resume_key
     from .modules import count_parameters
@@ -247,7 +248,7 @@ def stage_outputs(
     stage: str, params: Mapping[str, Any], out: str | os.PathLike[str]
 ) -> Iterator[tuple[tracking.StageRun, Path]]:
     """``(run, tmp)`` of a training stage: on rank 0 the MLflow record and the atomic
-    output folder of :func:`musicrestore.stage.output_dir`; on other ranks (DDP) a
+    output folder of :func:`musicrestore.core.stage.output_dir`; on other ranks (DDP) a
     disabled record and a scratch folder that is thrown away."""
     if is_rank_zero():
         with tracking.stage_run(stage, params) as run, output_dir(out) as tmp:

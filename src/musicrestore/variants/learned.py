@@ -5,8 +5,8 @@
 
 Both load their network through ``ctx.model(name)``, which returns ``(net, config)`` with
 ``config["sr"]`` the rate the network was trained at (by default from
-``musicrestore.checkpoint.load_model(<models_dir>/<name>)``). As in seed 000's app, the
-input is resampled to that rate (julius, :func:`musicrestore.audio.resample`) and the output
+``musicrestore.models.checkpoint.load_model(<models_dir>/<name>)``). As in seed 000's app, the
+input is resampled to that rate (julius, :func:`musicrestore.core.audio.resample`) and the output
 back, the channels are matched to the network's (mono: downmix, then the output duplicated)
 and the output has the input's shape. Both do their own chunking
 (:mod:`musicrestore.models.inference`), so the restore stage hands them whole signals.
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import resample, set_channels
+from ..core.audio import resample, set_channels
 from .registry import VariantContext, VariantError, register
 
 #: ``variants.unet_mask`` defaults: chunked overlap-add of seed 000's U-Net path.

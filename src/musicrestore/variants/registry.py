@@ -8,7 +8,7 @@ lazily loaded learned models and a place to record decisions (``adaptive`` recor
 it separated, and why). The CLI, the restore stage, the benchmark and the tests all iterate
 :data:`VARIANTS`, so a variant registered here is restored, timed and tested everywhere.
 
-Registration metadata also tells :mod:`musicrestore.restore` how to run a variant on long
+Registration metadata also tells :mod:`musicrestore.variants.restore` how to run a variant on long
 inputs (``whole_signal``, ``chunk_s``) and tells the pipeline which params and artifacts a
 variant reads (``params_key`` + ``uses``, ``needs_separator``, ``checkpoint``), so the DVC
 stage of each variant can declare exactly its own dependencies.
@@ -25,10 +25,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .. import config
-from ..config import ConfigError
+from ..core import config
+from ..core.config import ConfigError
+from ..core.errors import StageError
 from ..separation import Separator, target_source
-from ..stage import StageError
 
 OutputKind = Literal["mixture", "stem"]
 
@@ -55,7 +55,7 @@ class Variant:
         uses: other ``variants`` keys whose params it reads as well (``demucs_dsp`` reuses the
             ``dsp_direct`` chain so both are compared with the same numbers).
         checkpoint: name of the learned model it loads through ``ctx.model(...)``, if any;
-            :func:`musicrestore.restore.warm_up` loads it before timing starts. The pipeline
+            :func:`musicrestore.variants.restore.warm_up` loads it before timing starts. The pipeline
             makes the restore stage depend on ``models/<checkpoint>``.
         per_target: the checkpoint is a folder of one model per T2 target group
             (``uformer``, seed 004 §4): the variant loads ``ctx.model(v.model_name(target))``
@@ -200,7 +200,7 @@ VARIANT_RANGES: dict[str, Any] = {
 def merge_params(
     defaults: Mapping[str, Any], given: Mapping[str, Any] | None, where: str
 ) -> dict[str, Any]:
-    """``defaults`` updated with ``given``, recursively, through :func:`musicrestore.config.merge`:
+    """``defaults`` updated with ``given``, recursively, through :func:`musicrestore.core.config.merge`:
     keys not in ``defaults``, wrong types and values outside :data:`VARIANT_POSITIVE` /
     :data:`VARIANT_RANGES` are a one-line :class:`VariantParamsError` naming the key path.
 
@@ -339,7 +339,7 @@ def build_context(
         separator_factory: zero-argument callable returning a :class:`Separator`.
         models_dir: folder of learned checkpoints.
         model_loader: ``loader(name, models_dir)``; with a ``models_dir`` and no loader,
-            ``musicrestore.checkpoint.load_model(folder, device)`` -> ``(net, config)``, the
+            ``musicrestore.models.checkpoint.load_model(folder, device)`` -> ``(net, config)``, the
             folder being ``models_dir/<name>``, or ``models_dir`` itself when it is named
             ``<name>`` and has no such subfolder (the pipeline passes ``models/<name>``).
             ``name`` may be a sub-path (``uformer/Voc``, a per-target model): then
@@ -354,7 +354,7 @@ def build_context(
     if model_loader is None and models_dir is not None:
 
         def load_checkpoint(name: str, folder: Path | None) -> Any:
-            from .. import checkpoint  # torch only when a learned variant runs
+            from ..models import checkpoint  # torch only when a learned variant runs
 
             assert folder is not None
             parts = PurePosixPath(name).parts

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import set_channels
+from ..core.audio import set_channels
 from .dsp import dsp_chain
 from .preclean import preclean
 from .registry import VariantContext, VariantError, kwargs_defaults, register

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import save_audio
+from ...core.audio import save_audio
 from .arrangement import (
     Event,
     SongPlan,

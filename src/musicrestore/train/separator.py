@@ -5,7 +5,7 @@ is HTDemucs (Rouard, Massa & Défossez, "Hybrid Transformers for Music Source Se
 ICASSP 2023). Pretrained weights need the Hugging Face hub, which the default pipeline cannot
 reach (docs/method.md#offline), so the default trains a small HTDemucs here on the stems of
 the songs that are in no test split (seed 004 §3 splits;
-:func:`musicrestore.taxonomy.test_songs`). First-level groups are summed into Demucs' four
+:func:`musicrestore.data.taxonomy.test_songs`). First-level groups are summed into Demucs' four
 sources with :func:`musicrestore.separation.target_source` (Voc -> vocals, Rhy -> drums,
 Bass -> bass, the rest -> other; MiscRoom is left out).
 
@@ -36,9 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .audio import atomic_path
-from .separation import (
+from .. import __version__
+from ..core.audio import atomic_path
+from ..core.errors import StageError
+from ..data.stems import load_groups
+from ..data.taxonomy import Song, read_splits, scan, test_songs
+from ..separation import (
     SOURCES,
     TRAINED,
     DemucsSeparator,
@@ -47,9 +50,6 @@ from .separation import (
     load_separator,
     target_source,
 )
-from .stage import StageError
-from .stems import load_groups
-from .taxonomy import Song, read_splits, scan, test_songs
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,10 @@ def audio_hash(root: str | os.PathLike[str], songs: Sequence[Song]) -> str:
 
 def config_from_params(params: Mapping[str, Any] | None) -> SeparatorTrainConfig:
     """``SeparatorTrainConfig`` from the ``separate.train`` block through
-    :func:`musicrestore.config.merge`: unknown keys, wrong types and out-of-range values are
-    a one-line :class:`~musicrestore.config.ConfigError` (a :class:`StageError`). ``model``
+    :func:`musicrestore.core.config.merge`: unknown keys, wrong types and out-of-range values are
+    a one-line :class:`~musicrestore.core.config.ConfigError` (a :class:`StageError`). ``model``
     is open: any HTDemucs keyword may be added to it."""
-    from .config import device_problem, merge
+    from ..core.config import device_problem, merge
 
     return merge(  # type: ignore[no-any-return]
         SeparatorTrainConfig,
@@ -296,7 +296,7 @@ def build_model(config: SeparatorTrainConfig) -> Any:
 def engine_config(config: SeparatorTrainConfig) -> Any:
     """The separator's recipe as a :class:`musicrestore.train.engine.TrainConfig`: Adam
     (AdamW without weight decay) at a constant rate, no warmup, no EMA, one batch a step."""
-    from .train.engine import TrainConfig
+    from .engine import TrainConfig
 
     accelerator = "gpu" if config.device.startswith("cuda") else config.device
     return TrainConfig(
@@ -347,9 +347,9 @@ def train_separator(
     Raises:
         StageError: no training songs.
     """
-    from .train.data import SeededBatches, StepDataModule
-    from .train.engine import fit
-    from .train.modules import SeparatorModule
+    from .data import SeededBatches, StepDataModule
+    from .engine import fit
+    from .modules import SeparatorModule
 
     config = config or SeparatorTrainConfig()
     split_map = read_splits(splits) if isinstance(splits, str | os.PathLike) else splits
@@ -420,7 +420,7 @@ def evaluate_separator(
     """
     from tqdm import tqdm
 
-    from .metrics import si_sdr
+    from ..evaluation.metrics import si_sdr
 
     sr = separator.samplerate
     sources = list(separator.sources)
@@ -454,7 +454,7 @@ def evaluate_separator(
 
 
 def _song_frames(root: str | os.PathLike[str], song: Song, sr: int) -> int:
-    from .audio import audio_info
+    from ..core.audio import audio_info
 
     frames = 0
     for stem in song.stems:

@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .audio import atomic_path
+from ..core.audio import atomic_path
+from ..core.errors import ManifestError
 
 MANIFEST = "manifest.jsonl"
 
@@ -66,10 +67,6 @@ def write_manifest(folder: str | os.PathLike[str], examples: Iterable[Example]) 
         for ex in examples:
             fh.write(json.dumps(asdict(ex), sort_keys=True) + "\n")
     return path
-
-
-class ManifestError(ValueError):
-    """A manifest line that is not an :class:`Example`; the message names file and line."""
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> list[Example]:

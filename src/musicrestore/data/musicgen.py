@@ -15,7 +15,7 @@ See docs/method.md#musicgen-samples.
   :func:`musicrestore.degrade.build.make_musicgen_example`). They are NOT MusicGen output:
   ids start with ``sim_`` and ``meta["simulated"]`` is true, so no report can mistake them.
 
-Every source writes the dataset contract (:mod:`musicrestore.dataset`): ``<id>.wav`` plus
+Every source writes the dataset contract (:mod:`musicrestore.data.dataset`): ``<id>.wav`` plus
 ``manifest.jsonl`` (task ``T3``, target ``None``) and ``prompts.jsonl`` (one line per clip:
 id, prompt or origin, source).
 """
@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from .audio import load_audio, save_audio, validate_wave
+from ..core.audio import load_audio, save_audio, validate_wave
+from ..core.errors import StageError
 from .dataset import Example, write_manifest
-from .stage import StageError
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,9 @@ _RULES: dict[str, Any] = {
 
 def _options(func: Any, block: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
     """A source's params block as keywords of ``func``, through
-    :func:`musicrestore.config.merge_kwargs`: unknown keys, wrong types and bad values fail
+    :func:`musicrestore.core.config.merge_kwargs`: unknown keys, wrong types and bad values fail
     in one line naming ``musicgen.<name>.<key>``."""
-    from .config import device_problem, merge_kwargs
+    from ..core.config import device_problem, merge_kwargs
 
     return merge_kwargs(
         func, block, f"musicgen.{name}", skip=_FIXED, checks={"device": device_problem}, **_RULES
@@ -374,7 +374,7 @@ def import_local(
     Raises:
         AudioError: a clip that is not readable audio (one line naming the file).
     """
-    from .audio import list_audio
+    from ..core.audio import list_audio
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -450,7 +450,7 @@ def simulate_clips(
     """
     from tqdm import tqdm
 
-    from .degrade.build import make_musicgen_example
+    from ..degrade.build import make_musicgen_example
     from .stems import is_stand_in, load_mix
     from .taxonomy import read_splits, scan, test_songs
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
-from .stage import StageError
+from .errors import StageError
 
 #: ``(low, high)`` inclusive, either end ``None`` for unbounded; an optional third item
 #: names what the value is (``"a probability"``) for the message.

@@ -18,7 +18,7 @@ DRUM_KIT = ("Rhy", "DK")
 # fmt: off
 #: General MIDI program (0-based) -> RawStems (group, sub-group); one table for all 128.
 #: Sub-group equals the group for groups without sub-groups (Synth, Bass, Misc), as in
-#: :func:`musicrestore.taxonomy.stem_from_relpath`. GM has no mellotron, so ``Kbs/MTR`` has
+#: :func:`musicrestore.data.taxonomy.stem_from_relpath`. GM has no mellotron, so ``Kbs/MTR`` has
 #: no program; chromatic percussion, ethnic instruments and sound effects go to ``Misc``
 #: (never a restoration target) and percussive programs to ``Rhy/PERC``. A voice patch's
 #: sub-group here is its usual job; the arrangement decides (the melody is always LV).

@@ -22,25 +22,14 @@ from typing import Any, Literal
 import numpy as np
 import soundfile as sf
 
+from .errors import AudioError
+
 MIN_SR_HZ = 1_000
 MAX_SR_HZ = 384_000
 #: Highest rate :func:`load_audio` resamples to (DXD 8x; anything above is a typo).
 MAX_TARGET_SR_HZ = 768_000
 MAX_CHANNELS = 2
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
-
-
-class AudioError(ValueError):
-    """An input that is not usable audio. ``str(err)`` is one line: ``<file>: <problem>``."""
-
-    def __init__(self, source: str | os.PathLike[str], problem: str) -> None:
-        self.source = str(source)
-        self.problem = " ".join(problem.split())  # keep the message on one line
-        super().__init__(f"{self.source}: {self.problem}")
-
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:
-        # raised in a process pool's worker, it must survive pickling back to the parent
-        return (type(self), (self.source, self.problem))
 
 
 def validate_wave(
@@ -274,7 +263,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the body succeeds.
 
     The temporary file is removed on any exception, :class:`KeyboardInterrupt` included (and
-    SIGTERM, which :func:`musicrestore.stage.signals_as_exceptions` turns into one). An
+    SIGTERM, which :func:`musicrestore.core.stage.signals_as_exceptions` turns into one). An
     ``OSError`` about the temporary name (a read-only folder, a full disk at the rename) is
     re-raised naming ``path``, the file the user asked for.
     """

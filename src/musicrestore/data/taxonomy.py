@@ -17,7 +17,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .audio import AUDIO_SUFFIXES
+from ..core.audio import AUDIO_SUFFIXES
+from ..core.errors import LayoutError
 
 #: First-level group -> its second-level codes (seed 004, Table 1).
 TAXONOMY: dict[str, tuple[str, ...]] = {
@@ -39,10 +40,6 @@ GROUPS: tuple[str, ...] = ("Voc", "Rhy", "Gtr", "Kbs", "Orch", "Synth", "Bass", 
 TARGETS: tuple[str, ...] = ("Voc", "Rhy", "Gtr", "Kbs", "Orch", "Synth", "Bass", "Gtr_AG", "Gtr_EG")
 
 SONG_SEP = "|"
-
-
-class LayoutError(ValueError):
-    """A folder that does not follow the RawStems layout; the message is one line."""
 
 
 @dataclass(frozen=True)

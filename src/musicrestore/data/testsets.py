@@ -14,7 +14,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from .stage import StageError
+from ..core.errors import StageError
 
 MSR_PREFIX = "msr_"
 

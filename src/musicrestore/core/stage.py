@@ -27,28 +27,10 @@ from typing import Any, TypeVar
 
 import yaml
 
-from .audio import AudioError, _umask
-from .dataset import ManifestError
-from .taxonomy import LayoutError
+from .audio import _umask
+from .errors import USER_ERRORS, StageError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class StageError(RuntimeError):
-    """A failure the user can fix; the message says what was wrong and what to do."""
-
-
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    StageError,
-    AudioError,
-    LayoutError,
-    FileNotFoundError,
-    FileExistsError,  # a file where a folder must be created (``OUT/`` naming a file)
-    IsADirectoryError,
-    NotADirectoryError,
-    PermissionError,
-    ManifestError,
-)
 
 
 class Terminated(KeyboardInterrupt):
@@ -184,7 +166,7 @@ def setup_logging() -> None:
 
 def main_guard(func: F) -> F:
     """Decorate a stage's ``main``: user errors (a :class:`StageError`, so also
-    :class:`musicrestore.config.ConfigError`) print ``error: <one line>`` and exit 1; Ctrl-C
+    :class:`musicrestore.core.config.ConfigError`) print ``error: <one line>`` and exit 1; Ctrl-C
     exits 130 and SIGTERM 143, each with one line, after the temporary outputs are removed."""
 
     @functools.wraps(func)

@@ -10,7 +10,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from ..stage import StageError, output_dir
+from ...core.errors import StageError
+from ...core.stage import output_dir
 from ..taxonomy import GROUPS, TAXONOMY
 from .arrangement import SongPlan, StemPlan, plan_songs
 from .catalogue import PROGRAM_NAMES

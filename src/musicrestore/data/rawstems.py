@@ -12,7 +12,7 @@ Three sources, one result (a RawStems-layout folder at ``out_root``):
   serves what the cache already holds and says clearly when that is not enough.
 - ``local``: :func:`link_local` validates an existing RawStems folder and links its files
   into ``out_root`` (hard links, or symbolic links across filesystems: nothing is copied).
-- ``embedded``: :func:`musicrestore.embedded.build_embedded` renders the offline stand-in.
+- ``embedded``: :func:`musicrestore.data.embedded.build_embedded` renders the offline stand-in.
 
 :func:`build_index` then lists songs x stems x durations x active seconds (1-s segments over
 -40 dB RMS after peak normalisation, as seed 004 counts active playing time).
@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .audio import AudioError, load_audio
-from .stage import StageError
-from .taxonomy import TAXONOMY, LayoutError, Song, scan, stem_from_relpath
+from ..core.audio import load_audio
+from ..core.errors import AudioError, LayoutError, StageError
+from .taxonomy import TAXONOMY, Song, scan, stem_from_relpath
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ the only place that deals with length, memory, I/O and timing:
   NaN/Inf sample from a variant is an error, never written.
 - :func:`restore_file`: the same engine streaming from one file to another (the file is
   never fully in memory), written atomically.
-- :func:`restore_dataset`: every example of a dataset (:mod:`musicrestore.dataset`) ->
+- :func:`restore_dataset`: every example of a dataset (:mod:`musicrestore.data.dataset`) ->
   ``{id}.wav`` at the mixture's rate and length, plus ``decisions.json`` (what the variant
   recorded per example); the timings (real-time factor) are returned, never written there.
 - the command line, ``python -m musicrestore restore --variant NAME IN OUT``, is
@@ -34,10 +34,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from . import config
-from .audio import (
+from ..core import config
+from ..core.audio import (
     AUDIO_SUFFIXES,
-    AudioError,
     atomic_path,
     check_audio,
     load_audio,
@@ -47,10 +46,10 @@ from .audio import (
     save_audio,
     validate_wave,
 )
-from .config import ConfigError
-from .dataset import MANIFEST, read_manifest
-from .stage import StageError
-from .variants import Separator, Variant, VariantContext, get_variant
+from ..core.config import ConfigError
+from ..core.errors import AudioError, StageError
+from ..data.dataset import MANIFEST, read_manifest
+from . import Separator, Variant, VariantContext, get_variant
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +71,10 @@ class RestoreError(StageError):
 
 def restore_settings(section: Mapping[str, Any] | None) -> dict[str, Any]:
     """``restore:`` params merged over :data:`RESTORE_DEFAULTS` by
-    :func:`musicrestore.config.merge`: unknown keys, wrong types (``chunk_s: "abc"``), a
+    :func:`musicrestore.core.config.merge`: unknown keys, wrong types (``chunk_s: "abc"``), a
     chunk under 0.1 s, an overlap or context over half a chunk (the cross-fade and the
     context would then reach past the neighbouring chunk) and a device torch does not know
-    are a one-line :class:`~musicrestore.config.ConfigError` naming ``restore.<key>``."""
+    are a one-line :class:`~musicrestore.core.config.ConfigError` naming ``restore.<key>``."""
     settings: dict[str, Any] = config.merge(
         RESTORE_DEFAULTS,
         section,
@@ -221,7 +220,7 @@ def restore_array(
 
 def _output_subtype(path: Path) -> str | None:
     # Restored audio may exceed full scale (seed 001's chain adds gain): WAV keeps it as
-    # float; FLAC gets 24 bits like musicrestore.audio.save_audio (soundfile's default is 16).
+    # float; FLAC gets 24 bits like musicrestore.core.audio.save_audio (soundfile's default is 16).
     return {".wav": "FLOAT", ".flac": "PCM_24"}.get(path.suffix.lower())
 
 
@@ -269,10 +268,10 @@ def restore_file(
 ) -> dict[str, Any]:
     """Stream ``in_path`` through ``variant`` into ``out_path`` (same rate, channels, length).
 
-    The input goes through :func:`musicrestore.audio.open_audio`, the same validation as
-    :func:`~musicrestore.audio.load_audio` (a truncated WAV is an error, not a short output),
+    The input goes through :func:`musicrestore.core.audio.open_audio`, the same validation as
+    :func:`~musicrestore.core.audio.load_audio` (a truncated WAV is an error, not a short output),
     before anything is created. The output appears only when complete (written beside it,
-    then renamed, see :func:`~musicrestore.audio.atomic_path`), so an error or a signal
+    then renamed, see :func:`~musicrestore.core.audio.atomic_path`), so an error or a signal
     leaves whatever was at ``out_path`` as it was. ``out_path`` naming the input itself is an
     error unless ``overwrite``. Returns ``{"audio_s", "compute_s", "decisions"}``.
     """
@@ -371,7 +370,7 @@ def restore_dataset(
 
     T2 examples run with ``ctx.target = example.group``; T1/T3 with no target. Outputs keep
     the mixture's rate and length. ``out_dir`` is written in place: callers that need
-    atomicity pass a temporary folder (the stage uses :func:`musicrestore.stage.output_dir`).
+    atomicity pass a temporary folder (the stage uses :func:`musicrestore.core.stage.output_dir`).
 
     Everything written is a function of the inputs alone (``decisions.json`` holds what the
     variant recorded per example, e.g. whether ``adaptive`` separated), so a re-run on the
@@ -448,7 +447,7 @@ def make_separator_factory(
 
     def factory() -> Separator:
         try:
-            from .separation import load_separator
+            from ..separation import load_separator
         except ImportError as exc:
             raise RestoreError(f"source separation is unavailable ({exc})") from None
         return load_separator(model, repo=repo, device=resolve_device(device))

@@ -383,10 +383,10 @@ def percentile_level_db(
 def loudness_lufs(estimate: np.ndarray, sr: int) -> float:
     """Integrated loudness (ITU-R BS.1770-4, pyloudnorm) in LUFS, floored at -70 LUFS.
 
-    Via :func:`musicrestore.audio.loudness_lufs`. Silence and clips shorter than one 400 ms
+    Via :func:`musicrestore.core.audio.loudness_lufs`. Silence and clips shorter than one 400 ms
     gating block (which have no defined loudness) report the floor, BS.1770's absolute gate.
     """
-    from .audio import loudness_lufs as _loudness
+    from ..core.audio import loudness_lufs as _loudness
 
     wave = _as_2d(estimate, "estimate")
     value = _loudness(wave, int(sr))  # -inf for silence and short clips

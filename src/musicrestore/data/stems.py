@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import load_audio
+from ..core.audio import load_audio
 from .taxonomy import Song, Stem
 
 

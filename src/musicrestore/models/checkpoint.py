@@ -32,9 +32,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .audio import atomic_path
-from .stage import StageError
+from .. import __version__
+from ..core.audio import atomic_path
+from ..core.errors import StageError
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

@@ -2,7 +2,7 @@
 
 Inputs are two folders:
 
-- the test set, in the dataset contract (:mod:`musicrestore.dataset`): a ``manifest.jsonl``
+- the test set, in the dataset contract (:mod:`musicrestore.data.dataset`): a ``manifest.jsonl``
   of examples with a degraded ``mixture`` and, for T1/T2, a clean ``target``;
 - the variant's restored folder: ``{example_id}.wav`` for every example (same sample rate
   and length as the example's mixture). Timings are not read: they are wall-clock figures
@@ -12,7 +12,7 @@ Inputs are two folders:
 Every example is cut into 10-s segments (seed 004 §2.3 computes its metrics "on 10-second
 segments and report[s] their means with 95% confidence intervals"); a clip longer than one
 segment yields ids ``{id}#0``, ``{id}#1``, ... Each segment gets every applicable metric of
-:mod:`musicrestore.metrics` (non-intrusive only for T3). Outputs:
+:mod:`musicrestore.evaluation.metrics` (non-intrusive only for T3). Outputs:
 
 - ``clips.csv``: one row per segment: id, clip, segment, start_s, task, group, song,
   ``ref_silent``, every metric, and one boolean ``fx_<name>`` column per degradation type
@@ -41,10 +41,10 @@ from typing import Any
 
 import numpy as np
 
+from ..core.audio import audio_info, fit_length, load_audio, set_channels
+from ..core.errors import AudioError, StageError
+from ..data.dataset import Example, read_manifest
 from . import metrics as M
-from .audio import AudioError, audio_info, fit_length, load_audio, set_channels
-from .dataset import Example, read_manifest
-from .stage import StageError
 
 log = logging.getLogger(__name__)
 
@@ -391,7 +391,7 @@ def summarize(
 
 def write_clips_csv(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> Path:
     """Write the per-segment rows; columns: identity fields, metrics, then ``fx_*`` flags."""
-    from .audio import atomic_path
+    from ..core.audio import atomic_path
 
     base = ["id", "clip", "segment", "start_s", "duration_s", "task", "group", "song", "ref_silent"]
     fx = sorted({k for row in rows for k in row if k.startswith(FX_PREFIX)})
