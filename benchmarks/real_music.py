@@ -13,7 +13,7 @@ models pick up on the stand-in carry over to real music?).
    set to that folder and every file held out for testing: 10-s clips degraded with the
    MusicGen-like chain of ``params.yaml`` (``musicgen_like``: the same chain, rate and
    seeds as the stand-in's T1 set; docs/method.md#musicgen-like). Cached per settings.
-3. **Variants.** Every registered variant whose tasks include T1, run as ``restore@<name>``
+3. **Variants.** Every registered variant whose tasks include T1, run as ``restore-<name>``
    runs it (``params.yaml``'s ``variants`` and ``restore`` blocks, checkpoints from
    ``--models-dir``, the separator recorded in ``models/separator``), then scored with the
    project's metrics on 10-s segments (``evaluate``).
@@ -135,7 +135,7 @@ def run_variants(
     from musicrestore.variants import restore as rs
 
     settings = rs.restore_settings(params.get("restore"))
-    config = ev.EvalConfig(**(params.get("evaluate") or {}))
+    config = ev.eval_config(params.get("evaluate"))
     separator_dir = models_dir / "separator"
     results: dict[str, dict[str, Any]] = {}
     for name in names:

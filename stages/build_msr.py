@@ -10,17 +10,24 @@ chain config; ``targets`` is read by ``dvc.yaml`` only), ``seed`` when ``msr.see
 
 from __future__ import annotations
 
+from musicrestore import exit_on_signals
+
+if __name__ == "__main__":
+    exit_on_signals()  # Ctrl-C / SIGTERM while the modules below import: 130 / 143, one line
+
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from musicrestore import tracking
-from musicrestore.core.stage import load_params, main_guard, output_dir
-from musicrestore.degrade.build import build_msr, check_params, parse_shard
-from musicrestore.degrade.chains import msr_config
+from musicrestore.core.config import pipeline_seed
+from musicrestore.core.stage import StageError, load_params, main_guard, output_dir
+from musicrestore.degrade.build import block_settings, build_msr
+from musicrestore.degrade.pool import parse_shard
 
 
-@main_guard
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--rawstems", required=True, help="RawStems-layout folder")
@@ -33,14 +40,29 @@ def main(argv: list[str] | None = None) -> None:
         help="i/n: build only the examples whose index is i mod n (same ids and seeds) into "
         "--out-test/--out-train; join the n shard folders with python -m musicrestore.degrade.merge",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--check-params", action="store_true", help="check the params this stage reads and exit"
+    )
+    return parser.parse_args(argv)
+
+
+def settings(params: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``seed`` and the whole ``msr`` block
+    (:func:`musicrestore.degrade.build.block_settings`), checked before any work."""
+    if "msr" not in params:
+        raise StageError(f"{args.params}: missing section 'msr'")
+    return block_settings(params["msr"], pipeline_seed(params), "msr")
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     shard = parse_shard(args.shard)
-    params = load_params(args.params)
-    kwargs = {k: v for k, v in load_params(args.params, "msr").items() if k != "targets"}
-    kwargs.setdefault("seed", int(params.get("seed", 0)))
-    cfg = kwargs.pop("degrade", None)
-    check_params(build_msr, kwargs, f"{args.params}: msr")
-    logged = {**kwargs, "target": args.target, "degrade": msr_config(cfg)}  # with the defaults
+    config = settings(load_params(args.params), args)
+    if args.check_params:
+        return
+    kwargs, cfg = config["kwargs"], config["cfg"]
+    logged = {**kwargs, "target": args.target, "degrade": config["degrade"]}  # with the defaults
     suffix = f"#{shard[0]}of{shard[1]}" if shard else ""
     with tracking.stage_run(f"build_msr@{args.target}{suffix}", logged) as run:
         with output_dir(args.out_test) as test, output_dir(args.out_train) as train:

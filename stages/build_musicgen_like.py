@@ -9,17 +9,24 @@ arguments; ``degrade`` = the artifact chain config), ``seed`` when its own is un
 
 from __future__ import annotations
 
+from musicrestore import exit_on_signals
+
+if __name__ == "__main__":
+    exit_on_signals()  # Ctrl-C / SIGTERM while the modules below import: 130 / 143, one line
+
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from musicrestore import tracking
-from musicrestore.core.stage import load_params, main_guard, output_dir
-from musicrestore.degrade.build import build_musicgen_like, check_params, parse_shard
-from musicrestore.degrade.chains import musicgen_config
+from musicrestore.core.config import pipeline_seed
+from musicrestore.core.stage import StageError, load_params, main_guard, output_dir
+from musicrestore.degrade.build import block_settings, build_musicgen_like
+from musicrestore.degrade.pool import parse_shard
 
 
-@main_guard
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--rawstems", required=True, help="RawStems-layout folder")
@@ -30,14 +37,29 @@ def main(argv: list[str] | None = None) -> None:
         help="i/n: build only the examples whose index is i mod n (same ids and seeds) into "
         "--out; join the n shard folders with python -m musicrestore.degrade.merge",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--check-params", action="store_true", help="check the params this stage reads and exit"
+    )
+    return parser.parse_args(argv)
+
+
+def settings(params: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``seed`` and the whole ``musicgen_like`` block
+    (:func:`musicrestore.degrade.build.block_settings`), checked before any work."""
+    if "musicgen_like" not in params:
+        raise StageError(f"{args.params}: missing section 'musicgen_like'")
+    return block_settings(params["musicgen_like"], pipeline_seed(params), "musicgen_like")
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     shard = parse_shard(args.shard)
-    params = load_params(args.params)
-    kwargs = dict(load_params(args.params, "musicgen_like"))
-    kwargs.setdefault("seed", int(params.get("seed", 0)))
-    cfg = kwargs.pop("degrade", None)
-    check_params(build_musicgen_like, kwargs, f"{args.params}: musicgen_like")
-    logged = {**kwargs, "degrade": musicgen_config(cfg)}  # with the defaults
+    config = settings(load_params(args.params), args)
+    if args.check_params:
+        return
+    kwargs, cfg = config["kwargs"], config["cfg"]
+    logged = {**kwargs, "degrade": config["degrade"]}  # with the defaults
     suffix = f"#{shard[0]}of{shard[1]}" if shard else ""
     with tracking.stage_run(f"build_musicgen_like{suffix}", logged) as run:
         with output_dir(args.out) as tmp:

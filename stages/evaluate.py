@@ -1,22 +1,31 @@
-"""DVC stage ``evaluate@<variant>``: score one variant on every test set it was restored on.
+"""DVC stage ``evaluate-<variant>``: score one variant on every test set it was restored on.
 
     python stages/evaluate.py --params params.yaml --variant identity \
         --testset musicgen_like=data/musicgen_like/test --msr-test data/msr/test \
         --restored data/restored/identity --out reports/eval/identity
 
-Reads the ``evaluate`` section and ``msr.targets``; for each test set writes
-``<out>/<testset>/clips.csv`` and ``summary.json`` (atomically, byte-identical on a re-run).
+Reads the ``evaluate`` section (through :func:`musicrestore.evaluation.evaluate.eval_config`:
+an unknown key, a wrong type or a value out of range is one line and exit 1) and
+``msr.targets``; for each test set writes ``<out>/<testset>/clips.csv`` and ``summary.json``
+(atomically, byte-identical on a re-run).
 All test sets are scored in one pool of ``evaluate.workers`` processes. The work is
 :func:`musicrestore.evaluation.evaluate.evaluate`.
 """
 
 from __future__ import annotations
 
+from musicrestore import exit_on_signals
+
+if __name__ == "__main__":
+    exit_on_signals()  # Ctrl-C / SIGTERM while the modules below import: 130 / 143, one line
+
 import argparse
 import contextlib
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from musicrestore.core.stage import load_params, main_guard, output_dir
 from musicrestore.data import testsets as ts
@@ -34,20 +43,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--restored", required=True, help="the variant's <testset>/ folders")
     parser.add_argument("--out", required=True, help="output folder (<testset>/summary.json)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--check-params", action="store_true", help="check the params this stage reads and exit"
+    )
     return parser.parse_args(argv)
+
+
+def settings(params: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The ``evaluate`` block (:func:`musicrestore.evaluation.evaluate.eval_config`) and, with
+    ``--msr-test``, ``msr.targets`` (:func:`musicrestore.data.testsets.msr_targets`), checked
+    before any work."""
+    config = ev.eval_config(params.get("evaluate"))
+    return {"config": config, "targets": ts.msr_targets(params) if args.msr_test else None}
 
 
 @main_guard
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
-    config = ev.EvalConfig(**(params.get("evaluate") or {}))
-    targets = (params.get("msr") or {}).get("targets") if args.msr_test else None
-    sets = ts.resolve(args.testset, args.msr_test, targets)
+    checked = settings(load_params(args.params), args)
+    if args.check_params:
+        return
+    config = checked["config"]
+    sets = ts.resolve(args.testset, args.msr_test, checked["targets"])
     logged = {"evaluate": vars(config), "variant": args.variant, "testsets": sorted(sets)}
     workers = config.workers or os.cpu_count() or 1
     shown = ("si_sdr", "mel_ssim", "p25_level_db")
-    with stage_run(f"evaluate@{args.variant}", logged) as run:
+    with stage_run(f"evaluate-{args.variant}", logged) as run:
         with (
             output_dir(args.out) as tmp,
             ev.scoring_pool(workers) if workers > 1 else contextlib.nullcontext() as pool,

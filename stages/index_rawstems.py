@@ -7,27 +7,52 @@ larger, go to test) and ``--summary`` (JSON: songs, hours, songs per group).
 
 from __future__ import annotations
 
+from musicrestore import exit_on_signals
+
+if __name__ == "__main__":
+    exit_on_signals()  # Ctrl-C / SIGTERM while the modules below import: 130 / 143, one line
+
 import argparse
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from musicrestore import tracking
 from musicrestore.core.audio import atomic_path
+from musicrestore.core.config import pipeline_seed
 from musicrestore.core.stage import StageError, load_params, main_guard, output_dir
 from musicrestore.data import rawstems
 from musicrestore.data.taxonomy import TARGETS, scan, split_songs, write_splits
 
 
-@main_guard
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--rawstems", required=True)
     parser.add_argument("--index", required=True)
     parser.add_argument("--splits", required=True)
     parser.add_argument("--summary", required=True)
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    seed, split = int(params["seed"]), params["data"]["split"]
+    parser.add_argument(
+        "--check-params", action="store_true", help="check the params this stage reads and exit"
+    )
+    return parser.parse_args(argv)
+
+
+def settings(params: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``seed`` and ``data.split``, checked with the whole ``data`` block
+    (:func:`musicrestore.data.rawstems.data_settings`) before any work."""
+    if "data" not in params:
+        raise StageError(f"{args.params}: missing section 'data'")
+    return {"seed": pipeline_seed(params), "split": rawstems.data_settings(params["data"])["split"]}
+
+
+@main_guard
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    config = settings(load_params(args.params), args)
+    if args.check_params:
+        return
+    seed, split = config["seed"], config["split"]
     songs = scan(args.rawstems)
     if not songs:
         raise StageError(f"{args.rawstems}: no songs found; re-run fetch_rawstems")

@@ -15,12 +15,20 @@ docs/method.md#report.
 
 from __future__ import annotations
 
+from musicrestore import exit_on_signals
+
+if __name__ == "__main__":
+    exit_on_signals()  # Ctrl-C / SIGTERM while the modules below import: 130 / 143, one line
+
 import argparse
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from musicrestore import report
 from musicrestore.core.stage import StageError, load_params, main_guard
+from musicrestore.report.collect import ReportConfig, report_config
 from musicrestore.tracking import stage_run
 
 log = logging.getLogger("report")
@@ -53,7 +61,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--models", help="models folder whose **/metrics.json are gathered into <out>/models.json"
     )
+    parser.add_argument(
+        "--check-params", action="store_true", help="check the params this stage reads and exit"
+    )
     return parser.parse_args(argv)
+
+
+def settings(params: Mapping[str, Any], args: argparse.Namespace) -> ReportConfig:
+    """The ``report`` block (:func:`musicrestore.report.collect.report_config`), checked
+    before any work."""
+    if "report" not in params:
+        raise StageError(f"{args.params}: missing section 'report'")
+    return report_config(params["report"])
 
 
 @main_guard
@@ -62,7 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     testsets = dict(args.testset)
     if len(testsets) != len(args.testset):
         raise StageError("--testset: a test set name is given twice")
-    config = report.ReportConfig(**(load_params(args.params, "report") or {}))
+    config = settings(load_params(args.params), args)
+    if args.check_params:
+        return
     with stage_run("report", {"report": vars(config), "testsets": testsets}) as run:
         doc = report.build_report(args.eval, args.out, args.restored, testsets, config)
         # the note is prose, so it is not in metrics.json; it heads summary.md and the page

@@ -1,4 +1,4 @@
-"""DVC stage ``restore@<variant>``: one restoration variant on every test set it applies to.
+"""DVC stage ``restore-<variant>``: one restoration variant on every test set it applies to.
 
     python stages/restore.py --params params.yaml --variant demucs_dsp \
         --testset musicgen_like=data/musicgen_like/test --testset musicgen=data/musicgen \
@@ -14,10 +14,17 @@ the ``restore`` section and ``msr.targets``; writes ``<out>/<testset>/{id}.wav``
 
 from __future__ import annotations
 
+from musicrestore import exit_on_signals
+
+if __name__ == "__main__":
+    exit_on_signals()  # Ctrl-C / SIGTERM while the modules below import: 130 / 143, one line
+
 import argparse
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from musicrestore.core.audio import atomic_path
 from musicrestore.core.stage import load_params, main_guard, output_dir
@@ -25,6 +32,7 @@ from musicrestore.data import testsets as ts
 from musicrestore.tracking import stage_run
 from musicrestore.variants import build_context, get_variant
 from musicrestore.variants import restore as rs
+from musicrestore.variants.registry import resolve_params
 
 log = logging.getLogger("restore")
 
@@ -39,7 +47,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="output folder (<testset>/{id}.wav)")
     parser.add_argument("--timing", help="uncached timing metrics file (JSON)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--check-params", action="store_true", help="check the params this stage reads and exit"
+    )
     return parser.parse_args(argv)
+
+
+def settings(params: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The variant, ``variants.<key>`` of every key it reads
+    (:func:`musicrestore.variants.registry.resolve_params`), the ``restore`` block
+    (:func:`musicrestore.variants.restore.restore_settings`) and, with ``--msr-test``,
+    ``msr.targets`` (:func:`musicrestore.data.testsets.msr_targets`), checked before any work."""
+    variant = get_variant(args.variant)
+    targets = ts.msr_targets(params) if args.msr_test else None
+    restore = rs.restore_settings(params.get("restore"))
+    resolve_params(variant, params.get("variants"))
+    return {"variant": variant, "targets": targets, "restore": restore}
 
 
 def timing_metrics(per_set: dict[str, dict], tasks: dict[str, str]) -> dict[str, float]:
@@ -59,35 +82,36 @@ def timing_metrics(per_set: dict[str, dict], tasks: dict[str, str]) -> dict[str,
 @main_guard
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    variant = get_variant(args.variant)
     params = load_params(args.params)
-    targets = (params.get("msr") or {}).get("targets") if args.msr_test else None
-    sets = ts.resolve(args.testset, args.msr_test, targets)
-    settings = rs.restore_settings(params.get("restore"))
+    config = settings(params, args)
+    if args.check_params:
+        return
+    variant, restore = config["variant"], config["restore"]
+    sets = ts.resolve(args.testset, args.msr_test, config["targets"])
     factory = None
     if variant.needs_separator:
         factory = rs.make_separator_factory(
-            rs.recorded_separator(args.separator_dir) or settings["separator_model"],
+            rs.recorded_separator(args.separator_dir) or restore["separator_model"],
             repo=args.separator_dir,
-            device=settings["device"],
+            device=restore["device"],
         )
     ctx = build_context(
         variant,
         params.get("variants"),
         separator_factory=factory,
         models_dir=args.models_dir,
-        device=settings["device"],
+        device=restore["device"],
     )
     logged = {
         "variant": variant.name,
         "testsets": sorted(sets),
         "variants": {variant.params_key: ctx.params, **ctx.shared},
-        "restore": settings,
+        "restore": restore,
     }
-    chunking = {k: settings[k] for k in ("chunk_s", "overlap_s", "context_s")}
+    chunking = {k: restore[k] for k in ("chunk_s", "overlap_s", "context_s")}
     per_set: dict[str, dict] = {}
     tasks: dict[str, str] = {}
-    with stage_run(f"restore@{variant.name}", logged) as run:
+    with stage_run(f"restore-{variant.name}", logged) as run:
         setup_s = rs.warm_up(variant, ctx)
         with output_dir(args.out) as tmp:
             for name, folder in sets.items():

@@ -171,3 +171,24 @@ def register_architecture(monkeypatch: Any, name: str, cls: type) -> dict[str, t
 
     monkeypatch.setitem(models.ARCHITECTURES, name, cls)
     return models.ARCHITECTURES
+
+
+class MarkerPayload:
+    """A hostile pickle: unpickling it creates ``marker`` (``Path.touch``), standing for any
+    code a pickle can run. A test saves it where a loader reads and checks that ``marker``
+    never appears."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return Path.touch, (self.marker,)
+
+
+class SystemPayload(MarkerPayload):
+    """The same through ``os.system`` (``posix.system`` to the unpickler)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        import os
+
+        return os.system, (f"touch '{self.marker}'",)

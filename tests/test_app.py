@@ -10,6 +10,7 @@ only). Screenshots of every tab go to ``tests/artifacts/``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -35,8 +36,17 @@ pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError as ClientAppError  # noqa: E402
 
-from musicrestore.app import core  # noqa: E402
-from musicrestore.app.core import AppError, Project, Workspace  # noqa: E402
+from musicrestore.app import (  # noqa: E402
+    APP_DEFAULTS,
+    AppError,
+    Project,
+    Workspace,
+    app_settings,
+    comparison,
+    degradation,
+    restoration,
+    sources,
+)
 from musicrestore.app.ui import build_app, launch_kwargs  # noqa: E402
 from musicrestore.core.audio import save_audio  # noqa: E402
 from musicrestore.core.config import ConfigError  # noqa: E402
@@ -142,6 +152,16 @@ def _client(app: SimpleNamespace) -> Client:
     return Client(app.url, verbose=False)
 
 
+@functools.cache
+def _stage(out: str, targets: tuple[str, ...] = ()) -> str:
+    """The ``dvc repro`` target the pipeline names for ``out``: what the app's notes say."""
+    from musicrestore import pipeline
+
+    stage = pipeline.stage_writing(out, list(targets))
+    assert stage, f"the pipeline names no stage that writes {out}"
+    return stage
+
+
 def _error(call) -> str:  # type: ignore[no-untyped-def]
     """The message the page shows for a request that fails (a gr.Error)."""
     with pytest.raises(ClientAppError) as exc:
@@ -155,8 +175,8 @@ def _error(call) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_app_params_block_defaults_and_errors() -> None:
-    assert core.app_settings(None) == core.APP_DEFAULTS
-    assert core.app_settings({"max_upload_mb": "2"})["max_upload_mb"] == 2.0
+    assert app_settings(None) == APP_DEFAULTS
+    assert app_settings({"max_upload_mb": "2"})["max_upload_mb"] == 2.0
     for bad, key in [
         ({"max_upload_mb": 0}, "app.max_upload_mb"),
         ({"concurrency_limit": 0}, "app.concurrency_limit"),
@@ -164,7 +184,7 @@ def test_app_params_block_defaults_and_errors() -> None:
         ({"max_uploads": 3}, "unknown key"),
     ]:
         with pytest.raises(ConfigError, match=key) as exc:
-            core.app_settings(bad)
+            app_settings(bad)
         assert "\n" not in str(exc.value)
 
 
@@ -172,7 +192,10 @@ def test_availability_follows_the_registry_and_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A variant runs when it needs nothing or its separator / checkpoint folder exists;
-    the note names the dvc.yaml stage that makes a missing model."""
+    the note names the stage the pipeline says makes a missing model (a checkpoint the
+    pipeline does not train: ``train-<name>``)."""
+    from musicrestore import pipeline
+
     monkeypatch.setitem(
         VARIANTS,
         "fake_learned",
@@ -184,18 +207,6 @@ def test_availability_follows_the_registry_and_models(
             checkpoint="fake_ckpt",
         ),
     )
-    (tmp_path / "dvc.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "stages": {
-                    "train": {
-                        "foreach": ["other", "fake_ckpt"],
-                        "do": {"cmd": "train ${item}", "outs": ["models/${item}"]},
-                    }
-                }
-            }
-        )
-    )
     project = Project(tmp_path, {})
     avail = project.availability()
     for name, v in VARIANTS.items():
@@ -203,9 +214,11 @@ def test_availability_follows_the_registry_and_models(
     assert "fake_learned" not in project.available_variants()
     assert {"identity", "dsp_direct"} <= set(project.available_variants())
     note = project.missing_note()
-    assert "`dvc repro train_separator`" in note and "`dvc repro train@fake_ckpt`" in note
-    assert avail["fake_learned"].commands == ("dvc repro train@fake_ckpt",)
-    assert "run `dvc repro train_separator`" in project.describe_variant("demucs")
+    separator = _stage("models/separator")
+    assert pipeline.stage_writing("models/fake_ckpt", []) is None
+    assert f"`dvc repro {separator}`" in note and "`dvc repro train-fake_ckpt`" in note
+    assert avail["fake_learned"].commands == ("dvc repro train-fake_ckpt",)
+    assert f"run `dvc repro {separator}`" in project.describe_variant("demucs")
     assert "Pipeline scores" not in project.describe_variant("dsp_direct")
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "metrics.json").write_text(
@@ -221,23 +234,57 @@ def test_availability_follows_the_registry_and_models(
     assert project.missing_note() == ""
 
 
+def test_missing_models_are_named_by_the_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which stage makes a missing model is the pipeline's answer
+    (``pipeline.stage_writing`` over the project's ``msr.targets``), for every model a
+    registered variant needs; ``train_separator`` / ``train-<name>`` only where it names
+    none."""
+    from musicrestore import pipeline
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    targets = tuple(params["msr"]["targets"])
+    project = Project(tmp_path, params)  # a fresh clone: every model missing
+    for name, a in project.availability().items():
+        for path, cmd in zip(a.missing, a.commands, strict=True):
+            assert cmd == f"dvc repro {_stage(path, targets)}", (name, path)
+
+    seen: list[tuple[str, list[str]]] = []
+
+    def stage_writing(out: str, targets: list[str]) -> str | None:
+        seen.append((out, list(targets)))
+        return {"models/uformer": "uformer-all"}.get(out)
+
+    monkeypatch.setattr(pipeline, "stage_writing", stage_writing, raising=False)
+    project = Project(tmp_path, {"msr": {"targets": ["Voc", "Bass"]}})
+    assert project.stage_for("models/uformer") == "uformer-all"
+    assert seen == [("models/uformer", ["Voc", "Bass"])]
+    assert project.stage_for("models/separator") == "train_separator"
+    assert project.stage_for("models/wavenet") == "train-wavenet"
+    assert project.clips_note() == (
+        "No test sets under `data/` yet: `dvc repro build_musicgen_like` (T1), "
+        "`dvc repro build_msr` (T2) and `dvc repro fetch_musicgen` (T3) make them."
+    )
+
+
 def test_strength_scales_probabilities_and_degrading_is_seeded() -> None:
     probs = {"a": 0.5, "b": 0.75, "off": 0.0}
-    assert core.scaled_probabilities(probs, 0.0) == {"a": 0.0, "b": 0.0, "off": 0.0}
-    assert core.scaled_probabilities(probs, 0.5) == probs
-    assert core.scaled_probabilities(probs, 1.0) == {"a": 1.0, "b": 1.0, "off": 0.0}
+    assert degradation.scaled_probabilities(probs, 0.0) == {"a": 0.0, "b": 0.0, "off": 0.0}
+    assert degradation.scaled_probabilities(probs, 0.5) == probs
+    assert degradation.scaled_probabilities(probs, 1.0) == {"a": 1.0, "b": 1.0, "off": 0.0}
     with pytest.raises(AppError, match="between 0 and 1"):
-        core.scaled_probabilities(probs, 1.5)
+        degradation.scaled_probabilities(probs, 1.5)
     wave = _music(16000, 1.0, 2)
-    for chain in core.CHAINS:
-        ref, deg, effects, info = core.degrade_wave(wave, 16000, chain, 1.0, seed=3)
-        again = core.degrade_wave(wave, 16000, chain, 1.0, seed=3)
+    for chain in degradation.CHAINS:
+        ref, deg, effects, info = degradation.degrade_wave(wave, 16000, chain, 1.0, seed=3)
+        again = degradation.degrade_wave(wave, 16000, chain, 1.0, seed=3)
         assert deg.shape == ref.shape == wave.shape and np.array_equal(deg, again[1])
         assert effects and effects == again[2] and info["chain"] == chain
         assert max(np.abs(ref).max(), np.abs(deg).max()) <= 0.999 + 1e-6
         # the reference is the clean input at the chain's level, nothing else
         assert np.allclose(ref / np.abs(ref).max(), wave / np.abs(wave).max(), atol=1e-5)
-    _, deg, effects, _ = core.degrade_wave(wave, 16000, "musicgen_like", 0.0, seed=3)
+    _, deg, effects, _ = degradation.degrade_wave(wave, 16000, "musicgen_like", 0.0, seed=3)
     assert effects == [] and np.allclose(deg / np.abs(deg).max(), wave / np.abs(wave).max())
 
 
@@ -257,15 +304,15 @@ def test_separating_variant_restores_a_stem_once_the_separator_exists(tmp_path: 
     workspace = Workspace(tmp_path / "ws")
     path = tmp_path / "mix.wav"
     save_audio(path, _music(44100, 1.5, 2), 44100)
-    session = core.load_upload(project, workspace.new_session(), path, "degraded")
+    session = sources.load_upload(project, workspace.new_session(), path, "degraded")
     steps: list[str] = []
-    session, out = core.restore(
+    session, out = restoration.restore(
         project, session, "demucs", "", "Voc", progress=lambda f, t: steps.append(t)
     )
     assert out.label == "demucs (Voc)" and out.target == "Voc"
     assert sf.info(str(out.path)).frames == sf.info(str(path)).frames
     assert steps[-1] == "demucs: done"
-    result = core.compare(project, session, [out.label])
+    result = comparison.compare(project, session, [out.label])
     assert [row["signal"] for row in result.table] == ["input", "demucs (Voc)"]
     assert all("SI-SDR" not in key for key in result.table[0])  # no reference: non-intrusive
 
@@ -274,12 +321,15 @@ def test_long_inputs_are_chunked_with_progress(tmp_path: Path) -> None:
     project = Project(tmp_path, {"restore": {"chunk_s": 1.0, "overlap_s": 0.25}})
     path = tmp_path / "long.wav"
     save_audio(path, _music(8000, 4.5, 1), 8000)
-    session = core.load_upload(project, Workspace(tmp_path / "ws").new_session(), path)
+    session = sources.load_upload(project, Workspace(tmp_path / "ws").new_session(), path)
     steps: list[float] = []
-    session, out = core.restore(
+    session, out = restoration.restore(
         project, session, "preclean", None, None, progress=lambda f, t: steps.append(f)
     )
-    assert len(steps) == core.count_chunks(VARIANTS["preclean"], 36000, 8000, project.restore) + 1
+    assert (
+        len(steps)
+        == restoration.count_chunks(VARIANTS["preclean"], 36000, 8000, project.restore) + 1
+    )
     assert len(steps) > 3 and steps == sorted(steps) and steps[-1] == 1.0
     assert sf.info(str(out.path)).frames == 36000
 
@@ -324,7 +374,7 @@ def test_every_tab_through_the_client(app: SimpleNamespace, files: SimpleNamespa
     _, target, _ = c.predict("dsp_direct", api_name="/variant_params")
     assert target["visible"] is False
     msg = _error(lambda: c.predict("demucs", "", "Voc", api_name="/restore"))
-    assert "models/separator" in msg and "dvc repro train_separator" in msg
+    assert "models/separator" in msg and f"dvc repro {_stage('models/separator')}" in msg
     msg = _error(lambda: c.predict("dsp_direct", "{oops", "(mixture)", api_name="/restore"))
     assert "not valid JSON" in msg
     msg = _error(
@@ -385,9 +435,9 @@ def test_bad_uploads_say_why_and_the_app_keeps_serving(
     assert "No reference" in status
     # ... and the app's own check says the same where a larger Gradio cap let it through
     with pytest.raises(AppError, match=r"big.wav: 2.0 MB; this app takes uploads up to 1 MB"):
-        core.load_upload(app.project, app.workspace.new_session(), files.big)
+        sources.load_upload(app.project, app.workspace.new_session(), files.big)
     with pytest.raises(AppError, match="x.wav: the upload did not arrive"):
-        core.load_upload(app.project, app.workspace.new_session(), files.good.with_name("x.wav"))
+        sources.load_upload(app.project, app.workspace.new_session(), files.good.with_name("x.wav"))
 
 
 def test_eight_concurrent_clients(app: SimpleNamespace, files: SimpleNamespace) -> None:
@@ -462,7 +512,8 @@ def test_browser_upload_degrade_restore_compare(
             page.goto(app.url)
             status = page.locator("#session-status")
             status.get_by_text("Nothing loaded yet.").wait_for()
-            assert "dvc repro train_separator" in page.locator("#missing-models").inner_text()
+            missing = page.locator("#missing-models").inner_text()
+            assert f"dvc repro {_stage('models/separator')}" in missing
 
             # Generate: a broken upload shows its one line; then a good one loads
             upload(page, files.truncated)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -336,3 +337,113 @@ def test_audio_error_survives_a_process_pool() -> None:
 
     err = pickle.loads(pickle.dumps(AudioError("song.ogg", "truncated\nfile")))
     assert isinstance(err, AudioError) and str(err) == "song.ogg: truncated file"
+
+
+# ------------------------------------------------ what a replaced file keeps, what a write says
+
+
+def test_atomic_path_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path) -> None:
+    """``--overwrite`` on a 0600 file left it 0644; a 0444 one became 0644 too."""
+    old = os.umask(0o022)
+    try:
+        for mode in (0o600, 0o444, 0o640, 0o755):
+            target = tmp_path / f"x{mode:o}.wav"
+            save_audio(target, tone(440, 0.1, 8000), 8000)
+            os.chmod(target, mode)
+            save_audio(target, tone(220, 0.1, 8000), 8000)
+            assert target.stat().st_mode & 0o7777 == mode
+            assert load_audio(target)[0].shape == (2, 800)
+        new = save_audio(tmp_path / "new.wav", tone(440, 0.1, 8000), 8000)
+        assert new.stat().st_mode & 0o777 == 0o644  # a new file: the umask's permissions
+        (tmp_path / "link.wav").symlink_to(tmp_path / "x600.wav")
+        with atomic_path(tmp_path / "link.wav") as tmp:  # the rename replaces the link itself
+            tmp.write_bytes(b"data")
+        assert (tmp_path / "link.wav").stat().st_mode & 0o777 == 0o644
+        assert (tmp_path / "x600.wav").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_atomic_path_keeps_owner_and_group_where_it_may(tmp_path: Path) -> None:
+    target = tmp_path / "x.txt"
+    target.write_text("old")
+    os.chown(target, 12345, 23456)
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    st = target.stat()
+    assert (st.st_uid, st.st_gid, target.read_text()) == (12345, 23456, "new")
+
+
+@pytest.mark.parametrize("name", ["a" * 236 + ".wav", "b" * 251 + ".wav", "é" * 125 + ".wav"])
+def test_any_legal_name_can_be_written(tmp_path: Path, name: str) -> None:
+    """A 250-character name failed with ENAMETOOLONG: its temporary name is 14 longer."""
+    from musicrestore.core.audio import temp_prefix
+
+    assert len(os.fsencode(name)) <= 255
+    path = save_audio(tmp_path / name, tone(440, 0.1, 8000), 8000)
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    assert load_audio(path)[0].shape == (2, 800)
+    prefix = temp_prefix(tmp_path / name)
+    assert len(os.fsencode(prefix)) + 12 <= 255 and name.startswith(prefix[1:-1])
+    assert temp_prefix(tmp_path / "x.wav") == ".x.wav."
+
+
+@pytest.mark.parametrize(
+    "where", ["mkstemp", "write", "replace"], ids=["create", "write", "rename"]
+)
+@pytest.mark.parametrize(
+    "code,cause",
+    [
+        (errno.EROFS, "read-only file system"),
+        (errno.ENOSPC, "no space left on device"),
+        (errno.EDQUOT, "disk quota exceeded"),
+    ],
+)
+def test_a_refused_write_names_the_file_and_its_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, code: int, cause: str
+) -> None:
+    """A read-only file system was an OSError traceback, a full disk "System error."."""
+    import tempfile
+
+    from musicrestore.core.errors import USER_ERRORS, StorageError
+
+    target = tmp_path / "out.wav"
+    target.write_bytes(b"previous")
+
+    def refuse(*args: object, **kw: object) -> None:
+        raise OSError(code, os.strerror(code), str(tmp_path / ".out.wav.k2j4x9ab.tmp"))
+
+    target_fn = {"mkstemp": (tempfile, "mkstemp"), "write": (sf.SoundFile, "write")}
+    monkeypatch.setattr(*target_fn.get(where, (os, "replace")), refuse)
+    with pytest.raises(StorageError) as exc:
+        save_audio(target, tone(440, 0.1, 8000), 8000)
+    assert isinstance(exc.value, USER_ERRORS) and isinstance(exc.value, OSError)
+    assert exc.value.errno == code
+    assert str(exc.value) == f"{target}: {cause}"
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.wav"]
+    assert target.read_bytes() == b"previous"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_libsndfile_system_errors_name_their_cause() -> None:
+    """libsndfile says only "System error."; the errno behind it says what to do."""
+    from musicrestore.core.audio import open_for_writing
+    from musicrestore.core.errors import StorageError
+
+    with pytest.raises(StorageError, match="^no space left on device$"):
+        open_for_writing("/dev/full", 8000, 1, "PCM_24", "WAV")
+
+
+def test_write_protected_files(tmp_path: Path) -> None:
+    from musicrestore.core.audio import write_protected
+
+    assert not write_protected(tmp_path / "missing.wav")
+    path = tmp_path / "x.wav"
+    path.write_bytes(b"x")
+    assert not write_protected(path)
+    path.chmod(0o444)
+    assert write_protected(path)  # even for root, whom the mode does not stop
+    (tmp_path / "link").symlink_to(path)
+    assert not write_protected(tmp_path / "link") and not write_protected(tmp_path)

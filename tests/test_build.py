@@ -1,4 +1,4 @@
-"""Dataset builders (musicrestore.degrade.build) and their stage scripts, on a tiny
+"""Dataset builders (musicrestore.degrade.build, .examples) and their stage scripts, on a tiny
 synthetic RawStems-layout folder."""
 
 from __future__ import annotations
@@ -25,6 +25,13 @@ from musicrestore.data.taxonomy import (
     write_splits,
 )
 from musicrestore.degrade import build
+from musicrestore.degrade.examples import (
+    active_offsets,
+    energy_cumsum,
+    example_seed,
+    make_msr_example,
+)
+from musicrestore.degrade.pool import single_thread
 
 SR = 44100
 SONG_S = 2.0
@@ -119,11 +126,9 @@ def test_builder_output_is_what_the_on_the_fly_writer_gives(tiny, voc_1):
     song = next(s for s in scan(root) if s.name == ex.song)
     target, background = load_target_and_background(root, song, "Voc", SR)
     length = int(ex.duration_s * SR)
-    offsets = build.active_offsets(build.energy_cumsum(target), length, SR)
-    with build._single_thread():  # as the builder's workers run (and much faster on 2 cores)
-        made, offset = build.make_msr_example(
-            target, background, SR, length, ex.seed, offsets=offsets
-        )
+    offsets = active_offsets(energy_cumsum(target), length, SR)
+    with single_thread():  # as the builder's workers run (and much faster on 2 cores)
+        made, offset = make_msr_example(target, background, SR, length, ex.seed, offsets=offsets)
     assert offset / SR == pytest.approx(ex.meta["offset_s"])
     assert made.effects == ex.effects
     cached, _ = sf.read(out / "train" / ex.mixture, always_2d=True, dtype="float32")
@@ -182,18 +187,18 @@ def test_active_offsets_follow_the_rms_threshold():
     sr = 1000
     wave = np.zeros((2, 10 * sr), np.float32)
     wave[:, 5 * sr :] = 0.1  # -20 dB RMS from 5 s on
-    offsets = build.active_offsets(build.energy_cumsum(wave), 2 * sr, sr, active_db=-40.0)
+    offsets = active_offsets(energy_cumsum(wave), 2 * sr, sr, active_db=-40.0)
     # a 2-s segment needs > 1 % of its length active to reach -40 dB: starts from 3.1 s
     assert offsets.min() / sr == pytest.approx(3.1) and offsets.max() / sr == pytest.approx(8.0)
-    assert len(build.active_offsets(build.energy_cumsum(wave * 0), 2 * sr, sr)) == 0
-    short = build.active_offsets(build.energy_cumsum(wave[:, -sr:]), 2 * sr, sr, active_db=-40.0)
+    assert len(active_offsets(energy_cumsum(wave * 0), 2 * sr, sr)) == 0
+    short = active_offsets(energy_cumsum(wave[:, -sr:]), 2 * sr, sr, active_db=-40.0)
     assert list(short) == [0]  # shorter than a segment: one zero-padded segment
 
 
 def test_example_seed_is_stable_and_distinct():
-    assert build.example_seed(0, "Voc", "test", 3) == build.example_seed(0, "Voc", "test", 3)
+    assert example_seed(0, "Voc", "test", 3) == example_seed(0, "Voc", "test", 3)
     seeds = {
-        build.example_seed(0, t, s, i)
+        example_seed(0, t, s, i)
         for t in ("Voc", "Bass")
         for s in ("test", "train")
         for i in range(50)
@@ -296,7 +301,7 @@ def test_stage_scripts_build_atomically_and_reject_typos(tiny, tmp_path, monkeyp
     split_args = ["--out-test", str(out["test"]), "--out-train", str(out["train"])]
     _stage("build_msr").main([*common, "--target", "Voc", *split_args])
     (ex,) = read_manifest(out["test"])
-    assert ex.seed == build.example_seed(3, "Voc", "test", 0)  # the top-level seed
+    assert ex.seed == example_seed(3, "Voc", "test", 0)  # the top-level seed
     assert "mp3" in ex.effect_names()
     test_stats = json.loads((out["test"] / "stats.json").read_text())
     assert test_stats["test"]["examples"] == 1 and "train" not in test_stats

@@ -194,3 +194,25 @@ def test_musicgen_like_is_deterministic_and_configurable():
     off = {"chain": dict.fromkeys(chains.MUSICGEN_DEFAULTS["chain"], 0.0)}
     c, ec = chains.musicgen_like(clean, np.random.default_rng(5), off, sr=sr)
     assert ec == [] and c.tobytes() == clean.tobytes()
+
+
+@pytest.mark.parametrize("boost", [0.5, 1.0, 4.0, 300.0])
+def test_normalise_and_degrade_keeps_both_peaks_under_max_peak_with_one_gain(
+    boost: float,
+) -> None:
+    """The one clean/degraded recipe: the clean input is peak-normalised, the chain runs on
+    it, and a chain that pushes the level past full scale is brought back under ``max_peak``
+    by one gain on both signals (their ratio, what the model learns, is kept)."""
+    rng = np.random.default_rng(3)
+    clean = (0.2 * rng.standard_normal((2, 4000))).astype(np.float32)
+    out = chains.normalise_and_degrade(
+        clean, lambda w: ((w * boost).astype(np.float32), [{"name": "boost"}]), -1.0, 0.9
+    )
+    peak_in = 10 ** (-1.0 / 20)
+    assert out.input_gain == pytest.approx(peak_in / np.max(np.abs(clean)), rel=1e-6)
+    expected_gain = min(1.0, 0.9 / (peak_in * max(boost, 1.0)))
+    assert out.headroom_gain == pytest.approx(expected_gain, rel=1e-6)
+    assert max(np.max(np.abs(out.clean)), np.max(np.abs(out.degraded))) <= 0.9 + 1e-6
+    np.testing.assert_allclose(out.degraded, out.clean * boost, rtol=1e-5, atol=1e-7)
+    assert out.effects == [{"name": "boost"}]
+    assert out.clean.dtype == out.degraded.dtype == np.float32

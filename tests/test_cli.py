@@ -4,6 +4,7 @@ code, no temporary file and whatever was at OUT before left byte-identical."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -426,3 +427,238 @@ def test_a_trailing_slash_means_a_folder(tmp_path, capsys, existing):
     assert code == 0, err
     assert sorted(snapshot(tmp_path / "dest")) == ["in.wav"]
     np.testing.assert_allclose(load_audio(tmp_path / "dest" / "in.wav")[0], load_audio(inp)[0])
+
+
+# ------------------------------------------------ 8: the user's file keeps what it had
+
+
+def test_overwrite_keeps_the_inputs_mode(tmp_path, capsys):
+    """``--overwrite`` on a 0600 input left it 0644."""
+    inp = save_audio(tmp_path / "song.wav", music(SR, 1, 1.0), SR)
+    os.chmod(inp, 0o600)
+    code, _, err = run_cli(capsys, "--variant", "dsp_direct", "--overwrite", inp, inp)
+    assert code == 0, err
+    assert inp.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.wav"]
+
+
+def test_a_write_protected_out_needs_overwrite_and_then_keeps_its_mode(tmp_path, capsys):
+    """A 0444 OUT was silently replaced by a 0644 file."""
+    inp = save_audio(tmp_path / "in.wav", music(SR, 1, 0.5), SR)
+    out = tmp_path / "out.wav"
+    out.write_bytes(b"previous output")
+    out.chmod(0o444)
+    before = snapshot(tmp_path)
+    code, _, err = run_cli(capsys, "--variant", "identity", inp, out)
+    assert code == 1
+    assert_one_line_error(err, f"{out}: is write-protected", "--overwrite")
+    assert snapshot(tmp_path) == before and out.stat().st_mode & 0o777 == 0o444
+    code, _, err = run_cli(capsys, "--variant", "identity", "--overwrite", inp, out)
+    assert code == 0, err
+    assert out.stat().st_mode & 0o777 == 0o444
+    np.testing.assert_allclose(load_audio(out)[0], load_audio(inp)[0], atol=1e-6)
+    assert_no_temp(tmp_path)
+
+
+def test_write_protected_outputs_of_a_folder_are_refused_before_any_work(tmp_path, capsys):
+    inp = tmp_path / "in"
+    save_audio(inp / "a.wav", music(SR, 1, 0.5), SR)
+    save_audio(inp / "b.wav", music(SR, 1, 0.5), SR)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.wav").write_bytes(b"keep me")
+    (out / "b.wav").chmod(0o444)
+    before = snapshot(tmp_path)
+    code, _, err = run_cli(capsys, "--variant", "identity", inp, out)
+    assert code == 1
+    assert_one_line_error(err, f"{out / 'b.wav'}: is write-protected")
+    assert snapshot(tmp_path) == before
+    data = tiny_dataset(tmp_path / "data")
+    (out / "a.wav").write_bytes(b"keep me too")
+    (out / "a.wav").chmod(0o400)
+    before = snapshot(tmp_path)
+    code, _, err = run_cli(capsys, "--variant", "identity", data, out)
+    assert code == 1
+    assert_one_line_error(err, "2 outputs are write-protected", "a.wav", "b.wav")
+    assert snapshot(tmp_path) == before
+    code, _, err = run_cli(capsys, "--variant", "identity", "--overwrite", data, out)
+    assert code == 0, err
+    assert (out / "a.wav").stat().st_mode & 0o777 == 0o400
+    assert (out / "b.wav").stat().st_mode & 0o777 == 0o444
+    assert load_audio(out / "b.wav")[0].shape[1] == load_audio(data / "mix" / "b.wav")[0].shape[1]
+    assert_no_temp(tmp_path)
+
+
+@pytest.mark.parametrize("length", [240, 255])
+def test_any_legal_out_name_works(tmp_path, capsys, length):
+    """A legal OUT name failed with an ENAMETOOLONG traceback: the temporary name was 14
+    characters longer."""
+    inp = save_audio(tmp_path / "in.wav", music(SR, 1, 0.5), SR)
+    out = tmp_path / "out" / ("x" * (length - 4) + ".wav")
+    code, _, err = run_cli(capsys, "--variant", "identity", inp, out)
+    assert code == 0, err
+    assert [p.name for p in out.parent.iterdir()] == [out.name]
+    code, _, err = run_cli(capsys, "--variant", "identity", inp, tmp_path / ("y" * 256 + ".wav"))
+    assert code == 1  # an illegal one is one line too
+    assert_one_line_error(err, "file name too long")
+
+
+@pytest.mark.parametrize(
+    "code_,cause,where",
+    [
+        (errno.EROFS, "read-only file system", "create"),
+        (errno.EROFS, "read-only file system", "rename"),
+        (errno.ENOSPC, "no space left on device", "write"),
+        (errno.EDQUOT, "disk quota exceeded", "write"),
+    ],
+)
+def test_a_refused_write_is_one_line_naming_out_and_the_cause(
+    tmp_path, capsys, monkeypatch, code_, cause, where
+):
+    """A read-only file system was an OSError traceback; a full disk said "cannot write
+    (System error.)"."""
+    inp = save_audio(tmp_path / "in.wav", music(SR, 1, 0.5), SR)
+    out = tmp_path / "out" / "o.wav"
+    out.parent.mkdir()
+
+    def refuse(*args, **kw):
+        raise OSError(code_, os.strerror(code_), str(out.parent / ".o.wav.k2j4x9ab.tmp"))
+
+    target = {"create": (tempfile, "mkstemp"), "rename": (os, "replace")}
+    monkeypatch.setattr(*target.get(where, (sf.SoundFile, "write")), refuse)
+    code, _, err = run_cli(capsys, "--variant", "identity", inp, out)
+    assert code == 1
+    assert_one_line_error(err, out, cause)
+    assert ".tmp" not in err and "Traceback" not in err and "System error" not in err
+    monkeypatch.undo()
+    assert list(out.parent.iterdir()) == []
+
+
+def test_a_billion_laughs_params_file_is_one_line_at_once(tmp_path, capsys):
+    """355 bytes of nested YAML aliases: 45 s of allocation, then a MemoryError traceback."""
+    from tests.test_stage import laughs
+
+    params = tmp_path / "params.yaml"
+    params.write_text(laughs())
+    inp = save_audio(tmp_path / "in.wav", music(SR, 1, 0.5), SR)
+    start = time.monotonic()
+    code, _, err = run_cli(
+        capsys, "--params", params, "--variant", "identity", inp, tmp_path / "o.wav"
+    )
+    assert time.monotonic() - start < 2.0
+    assert code == 1
+    assert_one_line_error(err, params, "anchors and aliases")
+    assert not (tmp_path / "o.wav").exists()
+
+
+# ----------------------------------------------------------- 9: signals from the first instant
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+@pytest.mark.parametrize(
+    "sig,code,words",
+    [(signal.SIGINT, 130, "interrupted (SIGINT)"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+)
+def test_a_signal_while_the_cli_imports_exits_with_its_code_and_one_line(
+    tmp_path, sig, code, words
+):
+    """Ctrl-C within the first second printed a KeyboardInterrupt traceback; SIGTERM exited
+    -15 with no line."""
+    from tests.test_stage import signal_during_imports
+
+    argv = [sys.executable, "-m", "musicrestore", "restore", "--help"]
+    status, output, took = signal_during_imports(argv, sig, tmp_path)
+    assert (status, output) == (code, f"error: {words}\n")
+    assert took < 5
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_entry_point_puts_the_handlers_back(capsys):
+    from musicrestore.__main__ import main
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    assert main(["--help"]) == 0
+    assert main(["x" * 10**6]) == 2  # an unknown command, quoted briefly
+    assert {s: signal.getsignal(s) for s in before} == before
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) < 200
+
+
+# --------------------------------------------- safe by construction: what the CLI reads
+
+
+@pytest.mark.parametrize(
+    "override,words",
+    [
+        ({"id": "../escaped"}, "manifest.jsonl:1: id: '../escaped'"),
+        ({"id": "sub/../../escaped"}, "manifest.jsonl:1: id:"),
+        ({"mixture": "../outside.wav"}, "manifest.jsonl:1: mixture: '../outside.wav' leaves"),
+        ({"mixture": "link/secret.wav"}, "through a symbolic link"),
+    ],
+)
+def test_a_hostile_manifest_writes_nothing_outside_out(tmp_path, capsys, override, words):
+    """A dataset folder whose manifest names a file outside it or an id that is a path:
+    exit 1, one line naming the manifest and line, nothing written anywhere."""
+    from tests.test_paths import hostile_dataset
+
+    ds = hostile_dataset(tmp_path / "ds", override)
+    before = snapshot(tmp_path)
+    code, _, err = run_cli(capsys, "--variant", "identity", ds, tmp_path / "out")
+    assert code == 1
+    assert_one_line_error(err, words)
+    assert snapshot(tmp_path) == before  # no escaped.wav beside OUT, no OUT, no temp folder
+
+
+def test_help_says_what_is_trusted(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--trust-pickle" in out and "What is trusted" in out
+
+
+def test_a_hostile_separator_package_runs_no_code(tmp_path, capsys, caplog):
+    """A ``.th`` in ``--separator-repo`` whose pickle creates a file when unpickled: one
+    line naming it, and the file never appears; ``--trust-pickle`` loads a benign package
+    that needs more than the allowlist, and says it did."""
+    import torch
+
+    from musicrestore.separation import tiny_htdemucs
+    from tests.helpers import SystemPayload
+    from tests.test_separation import _demucs_package
+
+    marker, repo = tmp_path / "marker", tmp_path / "repo"
+    repo.mkdir()
+    torch.save({"klass": SystemPayload(marker), "args": [], "kwargs": {}}, repo / "e1.th")
+    (repo / "evil.yaml").write_text("models: [e1]\n")
+    package = _demucs_package(tiny_htdemucs(1)) | {"training_args": {"lr": np.float64(1e-3)}}
+    torch.save(package, repo / "n1.th")
+    (repo / "numpy.yaml").write_text("models: [n1]\n")
+    song = tmp_path / "song.wav"
+    save_audio(song, music(44100, 2, 0.5), 44100)
+    before = snapshot(tmp_path)
+    common = ["--variant", "demucs_dsp", "--separator-repo", repo, song]
+    code, _, err = run_cli(capsys, "--separator", "evil", *common, tmp_path / "o.wav")
+    assert code == 1
+    assert_one_line_error(err, repo / "e1.th", "refused", "posix.system", "--trust-pickle")
+    assert not marker.exists() and snapshot(tmp_path) == before
+    code, _, err = run_cli(capsys, "--separator", "numpy", *common, tmp_path / "o.wav")
+    assert code == 1
+    assert_one_line_error(err, repo / "n1.th", "numpy")
+    with caplog.at_level("WARNING"):
+        code, _, err = run_cli(
+            capsys, "--separator", "numpy", "--trust-pickle", *common, tmp_path / "o.wav"
+        )
+    assert code == 0, err
+    assert (tmp_path / "o.wav").is_file()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("trust_pickle" in m and "n1.th" in m for m in warned), warned
+    # the same opt-in from params (the separate block, read as train_separator reads it)
+    params = tmp_path / "params.yaml"
+    for value, expected in (("true", 0), ("false", 1), ("'yes'", 1)):
+        params.write_text(f"separate:\n  trust_pickle: {value}\n")
+        code, _, err = run_cli(
+            capsys, "--params", params, "--separator", "numpy", *common, tmp_path / "p.wav"
+        )
+        assert code == expected, (value, err)
+        if value == "'yes'":
+            assert_one_line_error(err, "separate.trust_pickle")

@@ -16,6 +16,7 @@ from musicrestore.train.separator import SeparatorTrainConfig, config_from_param
 from musicrestore.variants import VARIANTS, VariantError, build_context
 from musicrestore.variants.registry import merge_params
 from musicrestore.variants.restore import RESTORE_DEFAULTS, restore_settings
+from tests.test_stage import laughs
 
 DEFAULTS = {
     "n": 3,
@@ -265,3 +266,122 @@ def test_signature_defaults_mark_required_parameters():
     defaults, hints = config.signature_defaults(_fn, skip=("out_dir",))
     assert defaults == {"a": config.REQUIRED, "b": None, "c": "x"}
     assert set(hints) == {"a", "b", "c"}
+
+
+# ------------------------------------------------------------- bounded messages and loaders
+
+
+def test_a_message_quotes_at_most_80_characters_of_any_value():
+    """A 355-byte params file of nested aliases made ``_show`` build a repr of hundreds of
+    millions of strings (45 s, then MemoryError): the message is cut while it is built."""
+    import time
+
+    nested: object = ["lol"] * 9
+    for _ in range(9):
+        nested = [nested] * 9  # 9**10 strings if walked whole
+    for value in (nested, "x" * 10**7, list(range(10**6)), {"k" * 10**5: 1}, 16 ** (10**5)):
+        start = time.monotonic()
+        with pytest.raises(ConfigError) as exc:
+            merge({"n": 1}, {"n": value}, "blk")
+        assert time.monotonic() - start < 1.0
+        msg = one_line_error(exc, "blk.n: got ")
+        quoted = msg.removeprefix("blk.n: got ").rsplit("; expected", 1)[0]
+        assert len(quoted) <= 80, quoted
+    # short values still read exactly as repr writes them
+    with pytest.raises(ConfigError) as exc:
+        merge({"n": 1}, {"n": {"a": [1, (2,)], "b": None}}, "blk")
+    one_line_error(exc, "blk.n: got {'a': [1, (2,)], 'b': None}; expected an integer")
+
+
+def test_unknown_keys_are_listed_briefly():
+    given = {f"{'k' * 500}{i}": 1 for i in range(50)}
+    with pytest.raises(ConfigError) as exc:
+        merge({"n": 1}, given, "blk")
+    msg = one_line_error(exc, "blk: unknown key(s) ", "and 40 more", "known: n")
+    assert len(msg) < 1200
+
+
+def test_quote_is_repr_for_short_values_and_bounded_for_any():
+    from musicrestore.core.errors import one_line, quote
+
+    for v in ("abc", [1, 2], (1,), (), {1}, set(), frozenset({2}), frozenset(), {"a": 1.5}, None):
+        assert quote(v) == repr(v)
+    assert quote(10**5000) == "<an integer of about 5001 digits>"  # repr(10**5000) raises
+    assert len(quote("é" * 10**6)) == 80 and quote("x" * 100).endswith("...")
+    assert one_line("a\n b\t\tc", 5) == "a b c" and one_line("abcdefgh", 6) == "abc..."
+
+
+def test_load_yaml_refuses_anchors_and_aliases_at_once(tmp_path):
+    import time
+
+    path = tmp_path / "params.yaml"
+    path.write_text(laughs())
+    assert path.stat().st_size < 500
+    start = time.monotonic()
+    with pytest.raises(StageError) as exc:
+        config.load_yaml(path)
+    assert time.monotonic() - start < 1.0
+    one_line_error(exc, str(path), "line 1", "anchors and aliases")
+    for text in ("a: &x 1\nb: 2\n", "a: 1\nb: *x\n", "base: &b {x: 1}\nblk:\n  <<: *b\n"):
+        path.write_text(text)
+        with pytest.raises(StageError) as exc:
+            config.load_yaml(path)
+        one_line_error(exc, str(path), "anchors and aliases")
+
+
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 32 levels"),  # RecursionError
+        ("a: " + "1" * 5000 + "\n", "invalid YAML"),  # ValueError: int of 5000 digits
+        ("a: 2024-13-45\n", "invalid YAML"),  # ValueError: not a date
+        ("a: [unclosed\n", "invalid YAML"),
+        ("a: !!python/object:os.system x\n", "invalid YAML"),
+    ],
+    ids=["deep", "long int", "bad date", "unclosed", "python tag"],
+)
+def test_load_yaml_problems_are_one_line_naming_the_file(tmp_path, text, words):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(StageError) as exc:
+        config.load_yaml(path)
+    msg = one_line_error(exc, str(path), words)
+    assert len(msg) < 400
+
+
+def test_load_yaml_bounds_the_file_and_reads_plain_yaml(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"a: 1\n" * (config.MAX_YAML_BYTES // 5 + 1))
+    with pytest.raises(StageError) as exc:
+        config.load_yaml(path)
+    one_line_error(exc, str(path), "larger than 1 MiB")
+    path.write_bytes(b"a: \xff\xfe\n")
+    with pytest.raises(StageError) as exc:
+        config.load_yaml(path)
+    one_line_error(exc, "not a text file")
+    nested = "a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 31)) + "  " * 31 + "v: 1\n"
+    path.write_text(nested + "b: [1, 2.5, x, null, true]\n")
+    doc = config.load_yaml(path)
+    assert doc["b"] == [1, 2.5, "x", None, True]  # 31 levels of mappings are fine
+    path.write_text("")
+    assert config.load_yaml(path) is None
+
+
+def test_json_loaders_bound_depth_and_size(tmp_path):
+    with pytest.raises(StageError) as exc:
+        config.parse_json("[" * 100_000 + "]" * 100_000, "m.jsonl:3")
+    one_line_error(exc, "m.jsonl:3: nested deeper than 32 levels")
+    with pytest.raises(StageError) as exc:
+        config.parse_json("[" * 40 + "]" * 40, "m.jsonl:3")  # json manages, the limit refuses
+    one_line_error(exc, "m.jsonl:3: nested deeper than 32 levels")
+    with pytest.raises(StageError) as exc:
+        config.parse_json('{"a": 1', "c.json")
+    one_line_error(exc, "c.json: not valid JSON")
+    assert config.parse_json('{"a": [1, {"b": null}]}', "c.json") == {"a": [1, {"b": None}]}
+    path = tmp_path / "config.json"
+    path.write_text('{"k": "' + "x" * config.MAX_JSON_BYTES + '"}')
+    with pytest.raises(StageError) as exc:
+        config.load_json(path)
+    one_line_error(exc, str(path), "larger than 16 MiB")
+    path.write_text('{"k": 1}')
+    assert config.load_json(path) == {"k": 1}

@@ -168,3 +168,36 @@ def test_effect_names_in_order_and_fresh_defaults() -> None:
     a.effects.append({"name": "x"})
     a.meta["k"] = 1
     assert b.effects == [] and b.meta == {}  # defaults are not shared between examples
+
+
+@pytest.mark.parametrize(
+    "line,words",
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than 32 levels"),  # was a RecursionError
+        ('{"id": "x", "meta": ' + "[" * 40 + "]" * 40 + "}", "nested deeper than 32 levels"),
+        ('{"id": "x", "' + "k" * 100_000 + '": 1}', "not a valid example"),  # a huge key
+        ('{"id": "' + "x" * (2**20 + 10) + '"}', "longer than 1048576 bytes"),
+        ("[1, 2]", "not a valid example"),  # JSON, but not an object
+    ],
+    ids=["deep", "deep meta", "huge key", "huge line", "a list"],
+)
+def test_a_hostile_manifest_line_is_a_short_one_line_error(
+    tmp_path: Path, line: str, words: str
+) -> None:
+    write_manifest(tmp_path, examples()[:1])
+    with open(tmp_path / MANIFEST, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+    with pytest.raises(USER_ERRORS) as err:
+        read_manifest(tmp_path)
+    msg = str(err.value)
+    assert "\n" not in msg and f"{tmp_path / MANIFEST}:2: " in msg and words in msg, msg
+    assert len(msg) < 300 + len(str(tmp_path))
+
+
+def test_a_manifest_that_is_not_utf8_is_a_one_line_error(tmp_path: Path) -> None:
+    write_manifest(tmp_path, examples()[:1])
+    with open(tmp_path / MANIFEST, "ab") as fh:
+        fh.write(b'{"id": "\xff\xfe"}\n')
+    with pytest.raises(USER_ERRORS) as err:
+        read_manifest(tmp_path)
+    assert str(err.value) == f"{tmp_path / MANIFEST}:2: not UTF-8 text"

@@ -218,7 +218,7 @@ def test_mono_output_is_scored_as_dual_mono_and_small_length_errors_are_tolerate
         )
 
 
-def test_stage_cli_and_its_one_line_errors(tmp_path, monkeypatch, capsys):
+def _stage_module():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
@@ -226,6 +226,11 @@ def test_stage_cli_and_its_one_line_errors(tmp_path, monkeypatch, capsys):
     )
     stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stage)
+    return stage
+
+
+def test_stage_cli_and_its_one_line_errors(tmp_path, monkeypatch, capsys):
+    stage = _stage_module()
     monkeypatch.setenv("MUSICRESTORE_TRACKING", "0")
     make_testset(tmp_path / "ts")
     write_restored(tmp_path / "ts", tmp_path / "r" / "ts", blend=0.0)
@@ -267,3 +272,39 @@ def test_process_pool_gives_the_same_rows(tmp_path):
     for a, b in zip(one, two, strict=True):
         assert a["si_sdr"] == pytest.approx(b["si_sdr"], abs=1e-9)
         assert a["mel_ssim"] == pytest.approx(b["mel_ssim"], abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        ("workers: -1", "evaluate.workers: got -1; expected an integer >= 0"),
+        ("segment_s: abc", "evaluate.segment_s: got 'abc'; expected a finite number"),
+        ("wrkers: 2", "evaluate: unknown key(s) wrkers; known: segment_s,"),
+    ],
+)
+def test_stage_refuses_a_bad_evaluate_block_in_one_line(
+    tmp_path, monkeypatch, capsys, block, expected
+):
+    """The ``evaluate`` block goes through core.config.merge like every other stage's."""
+    stage = _stage_module()
+    monkeypatch.setenv("MUSICRESTORE_TRACKING", "0")
+    params = tmp_path / "params.yaml"
+    params.write_text(f"evaluate:\n  {block}\n")
+    argv = ["--params", str(params), "--testset", f"ts={tmp_path / 'ts'}"]
+    argv += ["--restored", str(tmp_path / "r"), "--variant", "identity"]
+    argv += ["--out", str(tmp_path / "out"), "--no-progress"]
+    with pytest.raises(SystemExit) as err:
+        stage.main(argv)
+    assert err.value.code == 1
+    message = capsys.readouterr().err.strip().splitlines()
+    assert len(message) == 1 and message[0].startswith(f"error: {expected}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_eval_config_keeps_the_params_yaml_values_and_types():
+    """The defaults and a valid block give the same config as the dataclass itself."""
+    block = {"segment_s": 10.0, "min_segment_s": 1.0, "workers": 0, "metrics": ["si_sdr"]}
+    assert ev.eval_config(block) == ev.EvalConfig(**block)
+    assert ev.eval_config(None) == ev.EvalConfig()
+    with pytest.raises(ev.StageError, match=r"^evaluate.metrics: got \['nope'\]; expected"):
+        ev.eval_config({"metrics": ["nope"]})

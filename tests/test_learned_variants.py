@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from torch import nn
 
-import musicrestore
+import musicrestore.models
 from musicrestore.models import ARCHITECTURES, UNetMask, WaveNetDenoiser
 from musicrestore.variants import VARIANTS, VariantError, build_context, get_variant
 from tests.helpers import tone_level_db, tones
@@ -63,7 +63,7 @@ def restore(name: str, wave: np.ndarray, loader: Loader, params: dict | None = N
 @pytest.mark.parametrize("name", ["unet_mask", "wavenet"])
 def test_registration(name):
     v = VARIANTS[name]
-    assert v.checkpoint == name and v.whole_signal and v.output == "mixture"
+    assert v.checkpoint == name and not v.pointwise and v.output == "mixture"
     assert v.tasks == ("T1", "T3")
     # registered last, in this order (then seed 004's per-target uformer)
     assert list(VARIANTS)[-3:] == ["unet_mask", "wavenet", "uformer"]
@@ -182,7 +182,9 @@ def fake_checkpoint(monkeypatch):
 
     module.load_model = load_model  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "musicrestore.models.checkpoint", module)
-    monkeypatch.setattr(musicrestore, "checkpoint", module, raising=False)
+    # `from ..models import checkpoint` reads the package's attribute once the real module
+    # has been imported (by another test module, at collection)
+    monkeypatch.setattr(musicrestore.models, "checkpoint", module, raising=False)
     return calls
 
 

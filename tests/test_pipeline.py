@@ -114,7 +114,7 @@ def test_every_stage_ran(repro: tuple[Path, dict[str, str], str]) -> None:
     declared = run_dvc(repo, "stage", "list", "--names-only", env=env).stdout.split()
     assert stages == set(declared)
     for name in VARIANTS:
-        assert {f"restore@{name}", f"evaluate@{name}"} <= stages
+        assert {f"restore-{name}", f"evaluate-{name}"} <= stages
 
 
 def test_restored_outputs_follow_the_manifests(repro: tuple[Path, dict[str, str], str]) -> None:
@@ -208,7 +208,7 @@ def test_forced_reruns_reproduce_every_output_byte_for_byte(
     hash equal to the one in dvc.lock (wall-clock timings live outside the outputs)."""
     repo, env, _ = repro
     before = (repo / "dvc.lock").read_text()
-    for stage in ("restore@demucs_snmf", "evaluate@demucs_snmf", "report"):
+    for stage in ("restore-demucs_snmf", "evaluate-demucs_snmf", "report"):
         run_dvc(repo, "repro", "--force", "--single-item", stage, env=env)
     lock_before = yaml.safe_load(before)["stages"]
     lock_after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
@@ -216,7 +216,7 @@ def test_forced_reruns_reproduce_every_output_byte_for_byte(
     def outs(lock: dict, stage: str) -> dict[str, str]:
         return {o["path"]: o.get("md5") for o in lock[stage]["outs"] if "timing" not in o["path"]}
 
-    for stage in ("restore@demucs_snmf", "evaluate@demucs_snmf", "report"):
+    for stage in ("restore-demucs_snmf", "evaluate-demucs_snmf", "report"):
         assert outs(lock_after, stage) == outs(lock_before, stage), stage
     assert json.loads(run_dvc(repo, "status", "--json", env=env).stdout) == {}
 
@@ -232,7 +232,7 @@ def test_a_stage_killed_midway_leaves_no_complete_output_and_the_next_repro_reco
     import time
 
     repo, env, _ = repro
-    stage, out = "restore@demucs_snmf", repo / "data" / "restored" / "demucs_snmf"
+    stage, out = "restore-demucs_snmf", repo / "data" / "restored" / "demucs_snmf"
     locked = yaml.safe_load((repo / "dvc.lock").read_text())["stages"][stage]["outs"]
     proc = subprocess.Popen(
         [str(BIN / "dvc"), "repro", "--force", "--single-item", stage],
@@ -336,8 +336,8 @@ def test_an_override_of_every_params_block_marks_exactly_its_readers(
             changed = set(dvc_repo.status())
     finally:
         params.write_text(original)
-    readers = {f"restore@{n}" for n, v in VARIANTS.items() if "dsp_direct" in v.reads}
-    assert readers == {"restore@dsp_direct", "restore@demucs_dsp", "restore@adaptive"}
+    readers = {f"restore-{n}" for n, v in VARIANTS.items() if "dsp_direct" in v.reads}
+    assert readers == {"restore-dsp_direct", "restore-demucs_dsp", "restore-adaptive"}
     assert changed == readers
     assert json.loads(run_dvc(repo, "status", "--json", env=env).stdout) == {}
 

@@ -25,10 +25,16 @@ def dvc_yaml() -> dict:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
 
-def _item_list(item: dict, key: str) -> list[str]:
-    """The deps/params of one foreach item, without the padding (see pipeline._foreach)."""
-    n = sum(1 for k in item if k.startswith(key) and k[len(key) :].isdigit())
-    return list(dict.fromkeys(item[f"{key}{i}"] for i in range(n)))
+def _code_files(deps: list[str]) -> set[Path]:
+    """The Python files a stage's deps name, folders expanded (as DVC hashes them)."""
+    files: set[Path] = set()
+    for dep in deps:
+        path = ROOT / dep
+        if path.is_dir() and dep.startswith("src/"):
+            files |= {p.resolve() for p in path.rglob("*.py")}
+        elif dep.endswith(".py"):
+            files.add(path.resolve())
+    return files
 
 
 def test_dvc_yaml_is_generated_from_the_current_code() -> None:
@@ -37,29 +43,62 @@ def test_dvc_yaml_is_generated_from_the_current_code() -> None:
 
 
 def test_every_registered_variant_has_its_restore_and_evaluate_stage(dvc_yaml: dict) -> None:
-    for group in ("restore", "evaluate"):
-        assert list(dvc_yaml["stages"][group]["foreach"]) == list(VARIANTS)
+    stages = dvc_yaml["stages"]
+    for name in VARIANTS:
+        assert f"restore-{name}" in stages and f"evaluate-{name}" in stages, name
+        assert f"--variant {name} " in stages[f"restore-{name}"]["cmd"]
+
+
+def test_no_stage_lists_an_entry_twice(dvc_yaml: dict) -> None:
+    for name, stage in dvc_yaml["stages"].items():
+        body = stage.get("do", stage)
+        for key in ("deps", "params", "outs"):
+            entries = [str(e) for e in body.get(key, [])]
+            assert len(entries) == len(set(entries)), (name, key)
 
 
 def test_variant_stages_declare_exactly_their_params_and_artifacts(dvc_yaml: dict) -> None:
-    restore = dvc_yaml["stages"]["restore"]["foreach"]
+    stages = dvc_yaml["stages"]
+    variant_files = {
+        v.fn.__module__: pipeline.module_file(v.fn.__module__).resolve() for v in VARIANTS.values()
+    }
     for name, variant in VARIANTS.items():
-        item = restore[name]
-        params = _item_list(item, "params")
-        assert [p for p in params if p.startswith("variants.")] == [
+        stage = stages[f"restore-{name}"]
+        assert [p for p in stage["params"] if p.startswith("variants.")] == [
             f"variants.{key}" for key in variant.reads
         ]
-        deps = _item_list(item, "deps")
+        deps = stage["deps"]
         assert (pipeline.SEPARATOR in deps) == variant.needs_separator, name
-        assert ("--separator-dir" in item["args"]) == variant.needs_separator, name
+        assert ("--separator-dir" in stage["cmd"]) == variant.needs_separator, name
+        ckpt = f"{pipeline.MODELS}/{variant.checkpoint}" if variant.checkpoint else None
+        assert {d for d in deps if d.startswith("models/")} == (
+            {pipeline.SEPARATOR} if variant.needs_separator else set()
+        ) | ({ckpt} if ckpt else set()), name
         # each restore stage reads its own variant's module, not the other variants'
-        own = pipeline.module_file(variant.fn.__module__).relative_to(ROOT).as_posix()
-        assert own in deps
-        others = {
-            pipeline.module_file(v.fn.__module__).relative_to(ROOT).as_posix()
-            for v in VARIANTS.values()
-        } - set(pipeline.code_deps("stages/restore.py", [variant.fn.__module__]))
-        assert not others & set(deps), name
+        files = _code_files(deps)
+        own = variant_files[variant.fn.__module__]
+        assert own in files, name
+        imported_by_own = {  # a variant module may build on another one (snmf on preclean)
+            pipeline.module_file(m).resolve()
+            for m in pipeline.module_closure([variant.fn.__module__])
+        }
+        others = set(variant_files.values()) - imported_by_own
+        assert not others & files, (name, sorted(str(p) for p in others & files))
+
+
+def test_training_stages_read_their_own_architecture_only(dvc_yaml: dict) -> None:
+    from musicrestore.models import ARCHITECTURES
+
+    stages = dvc_yaml["stages"]
+    arch_files = {
+        name: pipeline.module_file(cls.__module__).resolve() for name, cls in ARCHITECTURES.items()
+    }
+    trained = {"unet_mask": stages["train-unet_mask"], "wavenet": stages["train-wavenet"]}
+    trained["uformer"] = stages["train_uformer"]["do"]
+    for name, stage in trained.items():
+        files = _code_files(stage["deps"])
+        assert arch_files[name] in files, name
+        assert not (set(arch_files.values()) - {arch_files[name]}) & files, name
 
 
 def test_module_closure_follows_imports_anywhere_but_not_package_inits(tmp_path: Path) -> None:
@@ -106,14 +145,17 @@ def test_module_closure_follows_imports_anywhere_but_not_package_inits(tmp_path:
     }
 
 
-def _imported_at_runtime(script: str) -> set[str]:
-    """Project modules in ``sys.modules`` after importing a stage script (without running it)."""
+def _imported_at_runtime(script: str, extra: str | None = None) -> set[str]:
+    """Project modules in ``sys.modules`` after importing a stage script (without running it)
+    and, if given, the module ``extra``."""
     code = textwrap.dedent(
         f"""
-        import importlib.util, json, sys
+        import importlib, importlib.util, json, sys
         spec = importlib.util.spec_from_file_location("stage_under_test", {str(ROOT / script)!r})
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
+        if {extra!r}:
+            importlib.import_module({extra!r})
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "musicrestore")))
         """
     )
@@ -134,15 +176,41 @@ def test_static_analysis_sees_every_module_a_stage_imports(script: str) -> None:
     assert not missed, f"{rel} imports {sorted(missed)} but the static closure misses them"
 
 
-def test_stage_code_deps_in_dvc_yaml_match_the_imports(dvc_yaml: dict) -> None:
-    stages = dvc_yaml["stages"]
-    for name, stage in stages.items():
+def test_every_module_a_stage_runs_is_a_declared_dependency(dvc_yaml: dict) -> None:
+    """Independent of the generator: import each stage's script (plus, for a restore stage,
+    its variant's module; for a training stage, its architecture) in a fresh interpreter and
+    check that every project module that runs is covered by the stage's deps in dvc.yaml
+    (files, or folders expanded), bar the modules that shape no output and, by design, the
+    other variants (architectures) that the variants (models) package registers."""
+    from musicrestore.models import ARCHITECTURES
+
+    def files_of(modules: set[str]) -> set[Path]:
+        return {pipeline.module_file(m).resolve() for m in modules if pipeline.module_file(m)}
+
+    neutral = {
+        p.resolve()
+        for m in pipeline.NOT_OUTPUT_SHAPING
+        for p in (ROOT / "src" / m.replace(".", "/")).rglob("*.py")
+    } | files_of(set(pipeline.NOT_OUTPUT_SHAPING))
+    variant_modules = {v.fn.__module__ for v in VARIANTS.values()}
+    arch_modules = {cls.__module__ for cls in ARCHITECTURES.values()}
+    runtime: dict[tuple[str, str | None], set[Path]] = {}
+    for name, stage in dvc_yaml["stages"].items():
         body = stage.get("do", stage)
         script = body["cmd"].split()[1]
-        if "foreach" in stage and isinstance(stage["foreach"], dict):
-            continue  # the variant stages: checked above, per variant
-        declared = {d for d in body["deps"] if d.endswith(".py")}
-        assert declared == set(pipeline.code_deps(script)), name
+        extra, others = None, set()
+        if name.startswith("restore-"):
+            extra = VARIANTS[name.removeprefix("restore-")].fn.__module__
+            others = variant_modules - pipeline.module_closure([extra])
+        elif "--model " in body["cmd"]:
+            extra = ARCHITECTURES[body["cmd"].split("--model ")[1].split()[0]].__module__
+            others = arch_modules - {extra}
+        key = (script, extra)
+        if key not in runtime:
+            runtime[key] = files_of(_imported_at_runtime(script, extra))
+        ran = {p for p in runtime[key] - neutral - files_of(others) if not pipeline._inert(p)}
+        missing = ran - _code_files(body["deps"])
+        assert not missing, f"{name}: {sorted(str(p.relative_to(ROOT)) for p in missing)}"
 
 
 def test_a_clean_music_folder_in_params_becomes_a_dependency_of_the_t1_build(

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from musicrestore import cli
 from musicrestore.core.audio import AudioError, load_audio, save_audio
+from musicrestore.core.chunks import plan_chunks, run_chunks
 from musicrestore.data.dataset import Example, write_manifest
-from musicrestore.variants import VARIANTS, Variant, build_context
+from musicrestore.variants import VARIANTS, Variant, build_context, get_variant
 from musicrestore.variants import restore as rs
 from tests.helpers import BandSplitSeparator
 
@@ -40,12 +43,63 @@ def fake_variant(monkeypatch, name: str, fn, **kw) -> Variant:
 )
 def test_plan_chunks_cover_with_exact_overlaps(total, chunk, overlap):
     chunks = rs.plan_chunks(total, chunk, overlap)
-    assert chunks[0][0] == 0 and chunks[-1][1] == total
+    assert chunks[0][0] == 0 and chunks[-1][0] < total <= chunks[-1][1]
     assert all(b - a <= chunk for a, b in chunks)
     if len(chunks) > 1:
         assert all(chunks[k][1] - chunks[k + 1][0] == overlap for k in range(len(chunks) - 1))
-        lengths = [b - a for a, b in chunks[:-1]]
-        assert max(lengths) - min(lengths) <= 1 and chunks[-1][1] - chunks[-1][0] > overlap
+        assert len({b - a for a, b in chunks}) == 1  # no runt last chunk
+        assert min(chunks[-1][1], total) - chunks[-1][0] > overlap
+    else:
+        assert chunks == [(0, total)]
+
+
+def test_plan_chunks_on_a_grid():
+    """``even=False`` (the networks): starts ``first + k · (chunk - overlap)``, on the grid."""
+    chunks = plan_chunks(10_000, 1200, 200, first=-100, even=False)
+    assert [a for a, _ in chunks] == [-100 + 1000 * k for k in range(len(chunks))]
+    assert all(b - a == 1200 for a, b in chunks) and chunks[-1][1] >= 10_000 > chunks[-1][0]
+    assert plan_chunks(900, 1200, 200, first=-100, even=False) == [(0, 900)]
+
+
+def hann_ramp(n: int) -> np.ndarray:
+    """The raised-cosine fade, float64, written out independently of the engine."""
+    return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
+
+
+@pytest.mark.parametrize("normalise", [False, True], ids=["runner", "networks"])
+def test_cross_fades_follow_the_hann_ramp(normalise):
+    """Each region's output is a constant, its index + 1: across every overlap the output
+    must climb from k + 1 to k + 2 along the raised-cosine ramp (seed 000's Hann fades) and
+    stay flat elsewhere. A hard cut (a rectangular window), a linear fade or a fade on the
+    wrong samples fails here, in both numerics of the engine."""
+    total, chunks = 5000, plan_chunks(5000, 1300, 200)
+    assert len(chunks) == 5
+    seen: list[int] = []
+
+    def process(windows):
+        seen.extend(w.shape[1] for w in windows)
+        return [np.full_like(w, len(seen) - len(windows) + i + 1) for i, w in enumerate(windows)]
+
+    out: list[np.ndarray] = []
+    run_chunks(
+        process,
+        lambda a, b: np.zeros((2, b - a), np.float32),
+        out.append,
+        total,
+        chunks,
+        context=50,
+        pad=normalise,
+        normalise=normalise,
+        batch_size=2 if normalise else 1,
+    )
+    y = np.concatenate(out, axis=1)
+    expected = np.ones(total)
+    for k in range(1, len(chunks)):
+        start, stop = chunks[k][0], chunks[k - 1][1]
+        expected[start:stop] = k + hann_ramp(stop - start)
+        expected[stop:] = k + 1
+    np.testing.assert_allclose(y, np.broadcast_to(expected, y.shape), rtol=0, atol=1e-6)
+    assert len(seen) == len(chunks) and y.dtype == np.float32
 
 
 def test_chunked_processing_is_seamless(monkeypatch):
@@ -73,13 +127,38 @@ def test_a_variant_returning_its_input_never_modifies_the_callers_array(monkeypa
     np.testing.assert_allclose(out, x, atol=1e-7)
 
 
-def test_whole_signal_variants_are_not_chunked(monkeypatch):
+def test_pointwise_variants_stream_in_plain_blocks(monkeypatch):
+    """A ``pointwise`` variant gets back-to-back blocks of ``chunk_s``: no overlap, no
+    context, no fades, so a copy stays bit-exact (``identity``, at any length)."""
     lengths = []
     v = fake_variant(
-        monkeypatch, "whole", lambda w, sr, ctx: lengths.append(w.shape[1]) or w, whole_signal=True
+        monkeypatch, "copy", lambda w, sr, ctx: lengths.append(w.shape[1]) or w, pointwise=True
     )
-    rs.restore_array(v, music(8000, 1, 2.0), 8000, build_context(v), chunk_s=0.5)
-    assert lengths == [16000]
+    x = music(8000, 1, 2.0)
+    out = rs.restore_array(v, x, 8000, build_context(v), chunk_s=0.5, context_s=0.1)
+    assert lengths == [4000] * 4
+    np.testing.assert_array_equal(out, x)
+    x = music(8000, 2, 7.3)
+    ctx = build_context("identity")
+    np.testing.assert_array_equal(rs.restore_array("identity", x, 8000, ctx, chunk_s=1.0), x)
+    assert len(ctx.decisions["chunks"]) == 8
+
+
+@pytest.mark.parametrize("sr", [32000, 44100])
+def test_the_pipelines_clips_are_one_chunk_for_every_variant(sr):
+    """Chunking every variant changes no pipeline output: with the ``restore:`` block of
+    params.yaml, a test clip (10 s: T1, T2 and T3 alike) and anything up to ``chunk_s`` is
+    one region, handed to the variant whole and without context, as before."""
+    import yaml
+
+    settings = rs.restore_settings(yaml.safe_load((ROOT / "params.yaml").read_text())["restore"])
+    chunk_s, overlap_s = settings["chunk_s"], settings["overlap_s"]
+    for v in VARIANTS.values():
+        longest = round((v.chunk_s or chunk_s) * sr)
+        assert longest >= 10 * sr, v.name
+        for total in (10 * sr, longest):
+            assert rs.variant_chunks(v, total, sr, chunk_s, overlap_s) == [(0, total)], v.name
+        assert len(rs.variant_chunks(v, longest + 1, sr, chunk_s, overlap_s)) == 2, v.name
 
 
 @pytest.mark.parametrize(
@@ -96,24 +175,103 @@ def test_broken_variants_are_errors(monkeypatch, bad, match):
         rs.restore_array(v, music(8000, 2, 1.0), 8000, build_context(v))
 
 
+class GainSplitSeparator:
+    """A sample-local separator double: each stem is a fixed share of the mixture (the
+    shares sum to one), so a chunk's stems are that chunk of the whole signal's stems."""
+
+    sources = ["drums", "bass", "other", "vocals"]
+    samplerate = 44100
+    shares = {"drums": 0.1, "bass": 0.2, "other": 0.3, "vocals": 0.4}
+
+    def separate(self, wave: np.ndarray, sr: int) -> dict[str, np.ndarray]:
+        return {name: (share * wave).astype(np.float32) for name, share in self.shares.items()}
+
+
+class Pointwise(nn.Module):
+    """``y = 0.5·x + 2·x³`` sample by sample: a network that changes every sample and that
+    any chunking reproduces exactly; with the attributes the learned variants and their
+    chunkers read (mono U-Net, stereo U-Former, a WaveNet's receptive field)."""
+
+    alignment, receptive_field, channels, audio_channels = 256, 101, 1, 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x + 2.0 * x**3
+
+
+def pointwise_model(name: str, models_dir: Path | None) -> tuple[nn.Module, dict[str, int]]:
+    return Pointwise(), {"sr": 44100}
+
+
+#: Params of the chunked run. The learned variants' own inference cuts each of the
+#: runner's windows again (0.5-s U-Net/U-Former cores, 0.3-s WaveNet chunks).
+CHUNKED_PARAMS = {
+    "demucs_snmf": {"n_iter": 10},  # the S-NMF's quality is not the point here
+    "unet_mask": {"chunk_s": 0.5, "context_s": 0.1},
+    "uformer": {"chunk_s": 0.5, "context_s": 0.1},
+    "wavenet": {"min_chunk_s": 0.3, "overlap": 0.2},
+}
+CHUNKING = {"chunk_s": 1.2, "overlap_s": 0.2, "context_s": 0.2}
+
+
+def crossfaded_windows(name: str, make_ctx, x: np.ndarray, sr: int) -> np.ndarray:
+    """The known response of the runner to a variant whose output depends on the whole of
+    what it sees: the variant run as a whole signal on each chunk's window (the chunk plus
+    ``context_s`` each side, clamped to the input; no context for a ``pointwise`` variant),
+    cropped to the chunk, neighbours cross-faded with :func:`hann_ramp`; float64, computed
+    here, not by the engine."""
+    variant, total = get_variant(name), x.shape[1]
+    chunks = rs.variant_chunks(variant, total, sr, CHUNKING["chunk_s"], CHUNKING["overlap_s"])
+    context = 0 if variant.pointwise else round(CHUNKING["context_s"] * sr)
+    out = np.zeros(x.shape)
+    for k, (start, stop) in enumerate(chunks):
+        stop = min(stop, total)
+        lo, hi = max(0, start - context), min(total, stop + context)
+        y = np.asarray(variant(x[:, lo:hi].copy(), sr, make_ctx()), np.float64)
+        w = np.ones(stop - start)
+        if k > 0:
+            w[: chunks[k - 1][1] - start] = hann_ramp(chunks[k - 1][1] - start)
+        if k + 1 < len(chunks) and (n := stop - chunks[k + 1][0]):
+            assert n <= stop - start - (chunks[k - 1][1] - start if k else 0)  # no triple overlap
+            w[-n:] = 1.0 - hann_ramp(n)
+        out[:, start:stop] += w * y[:, start - lo : stop - lo]
+    return out
+
+
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 @pytest.mark.parametrize("channels,sr", [(2, 44100), (1, 32000)])
 def test_every_variant_round_trips_in_chunks(name, channels, sr):
-    x = music(sr, channels, 2.0)
-    from tests.test_registry import passthrough_model
+    """Every variant, run in chunks, gives what it must to within float rounding, and that
+    is not its input: an engine that returns its input, drops or repeats samples, misplaces
+    a crop or loses the fades fails here.
 
-    fewer_iterations = {"demucs_snmf": {"n_iter": 10}}  # shapes are the point here, not quality
+    What it must give: the cross-fade of the variant's runs on the chunks' windows
+    (:func:`crossfaded_windows`; every variant is chunked, the learned ones chunk each
+    window again with their own inference). The doubles make the processing non-trivial
+    and deterministic: a separator that splits by fixed shares (the stem variants restore
+    the ``Voc`` target) and a sample-local network."""
+    x = music(sr, channels, 2.0)
     variant = VARIANTS[name]
-    ctx = build_context(
-        name,
-        fewer_iterations,
-        target="Voc" if variant.tasks == ("T2",) else None,
-        separator_factory=BandSplitSeparator,
-        model_loader=passthrough_model if variant.checkpoint else None,
-    )
-    out = rs.restore_array(name, x, sr, ctx, chunk_s=1.2, overlap_s=0.2, context_s=0.2)
+
+    def make_ctx(params=CHUNKED_PARAMS):
+        return build_context(
+            name,
+            params,
+            target="Voc" if variant.output == "stem" else None,
+            separator_factory=GainSplitSeparator,
+            model_loader=pointwise_model if variant.checkpoint else None,
+        )
+
+    out = rs.restore_array(name, x, sr, make_ctx(), **CHUNKING)
     assert out.shape == x.shape and out.dtype == np.float32 and np.isfinite(out).all()
-    assert np.abs(out).max() > 0
+    expected = crossfaded_windows(name, make_ctx, x, sr)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=2e-7)
+    changed = np.abs(expected - x) > 1e-4  # where the processing changes the input
+    if name == "identity":
+        assert not changed.any()
+        np.testing.assert_array_equal(out, x)
+    else:
+        assert changed.mean() > 0.5, changed.mean()
+        assert (np.abs(out - x)[changed] > 5e-5).all()
 
 
 def test_restore_file_streams_the_same_result_as_restore_array(tmp_path):
@@ -129,6 +287,48 @@ def test_restore_file_streams_the_same_result_as_restore_array(tmp_path):
     assert file_sr == sr and info["audio_s"] == pytest.approx(3.0)
     np.testing.assert_array_equal(streamed, direct)
     assert len(info["decisions"]["chunks"]) == 4
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_restore_file_never_reads_the_whole_file(name, tmp_path, monkeypatch):
+    """Bounded memory at any length, for every registered variant: :func:`restore_file`
+    reads the input one chunk plus its context at a time (the largest block it asks the
+    reader for is bounded by ``chunk_s + 2 · context_s``, never the file's length), and
+    the streamed output is what :func:`restore_array` gives. A variant handed the whole
+    file (an opt-out of chunking, or a chunk as long as the file) fails here."""
+    variant = VARIANTS[name]
+    chunk_s = variant.chunk_s or CHUNKING["chunk_s"]  # a variant's own chunk length
+    sr, duration_s = 16000, 5 * chunk_s
+    x = music(sr, 2, duration_s)
+    save_audio(tmp_path / "in.wav", x, sr, subtype="FLOAT")
+    blocks: list[int] = []
+
+    def read_block(fh, start, stop, source):
+        blocks.append(stop - start)
+        return real_read_block(fh, start, stop, source)
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("restore_file must stream its input, not load it")
+
+    real_read_block = rs.read_block
+    monkeypatch.setattr(rs, "read_block", read_block)
+    monkeypatch.setattr(rs, "load_audio", no_load)
+
+    def make_ctx():
+        return build_context(
+            name,
+            CHUNKED_PARAMS,
+            target="Voc" if variant.output == "stem" else None,
+            separator_factory=GainSplitSeparator,
+            model_loader=pointwise_model if variant.checkpoint else None,
+        )
+
+    rs.restore_file(name, tmp_path / "in.wav", tmp_path / "out.wav", make_ctx(), **CHUNKING)
+    bound = round((chunk_s + 2 * CHUNKING["context_s"]) * sr)
+    assert blocks and max(blocks) <= bound < x.shape[1] / 3, (max(blocks), bound)
+    assert sum(blocks) >= x.shape[1] and len(blocks) >= 5
+    streamed, _ = load_audio(tmp_path / "out.wav")
+    np.testing.assert_array_equal(streamed, rs.restore_array(name, x, sr, make_ctx(), **CHUNKING))
 
 
 def tiny_dataset(folder: Path, sr: int = 44100) -> Path:

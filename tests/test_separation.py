@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from musicrestore.core.errors import StageError
 from musicrestore.data.taxonomy import GROUPS, TARGETS, LayoutError
 from musicrestore.separation import (
     SOURCES,
@@ -230,3 +231,163 @@ def test_missing_models_fail_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "deadbeef.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(SeparationError, match="deadbeef.safetensors"):
         load_separator("bad", repo=tmp_path)
+
+
+# ---------------------------------------------------------- nothing the loaders read runs code
+
+
+def _demucs_package(net: torch.nn.Module, **training_args: object) -> dict[str, object]:
+    """A package as demucs' own training writes it (``demucs.states.serialize_model``:
+    the model class, its constructor arguments, a half-precision state)."""
+    from demucs.states import serialize_model
+    from omegaconf import OmegaConf
+
+    return serialize_model(net, OmegaConf.create(dict(training_args)))
+
+
+def _one_line(err: pytest.ExceptionInfo[BaseException], *words: str) -> str:
+    msg = str(err.value)
+    assert "\n" not in msg, msg
+    for word in words:
+        assert word in msg, (word, msg)
+    return msg
+
+
+def test_a_demucs_package_loads_with_the_allowlist(tmp_path: Path) -> None:
+    """What demucs' training writes (``save_with_checksum``, a ``Fraction`` segment as the
+    pretrained HTDemucs have) loads with ``weights_only`` and the allowlist, as the same
+    model demucs' own pickle loading gives."""
+    from fractions import Fraction
+
+    from demucs.states import load_model, save_with_checksum
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    net = tiny_htdemucs(3, segment_s=Fraction(2))
+    save_with_checksum(_demucs_package(net, lr=3e-4), repo / "c0ffee00.th")
+    (repo / "pkg.yaml").write_text("models: [c0ffee00]\n")
+    (th,) = repo.glob("c0ffee00-*.th")
+    reference = load_model(th)  # demucs' own torch.load(weights_only=False)
+    for name in ("pkg", "c0ffee00"):  # the bag, and the bare signature
+        loaded = load_separator(name, repo=repo, shifts=0).model
+        model = loaded.models[0] if name == "pkg" else loaded
+        assert type(model) is type(reference) and model.segment == Fraction(2)
+        for key, value in reference.state_dict().items():
+            assert torch.equal(model.state_dict()[key], value), key
+    data = bytearray(th.read_bytes())
+    data[-30] ^= 0xFF  # one byte changed: the checksum says so
+    th.write_bytes(bytes(data))
+    with pytest.raises(SeparationError) as err:
+        load_separator("pkg", repo=repo)
+    _one_line(err, th.name, "checksum")
+
+
+@pytest.mark.parametrize("where", ["klass", "state", "bare pickle", "os.system"])
+def test_a_hostile_package_runs_no_code(tmp_path: Path, where: str) -> None:
+    """A ``.th`` in a ``--separator-repo`` folder whose pickle runs code when unpickled:
+    refused in one line naming the file, and the code never runs."""
+    import pickle
+
+    from tests.helpers import MarkerPayload, SystemPayload
+
+    marker = tmp_path / "marker"
+    pickle.loads(pickle.dumps(MarkerPayload(marker)))  # the payload is live
+    assert marker.exists()
+    marker.unlink()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "evil.yaml").write_text("models: [e1]\n")
+    package = _demucs_package(tiny_htdemucs(0))
+    if where == "klass":
+        torch.save({**package, "klass": MarkerPayload(marker)}, repo / "e1.th")
+    elif where == "state":
+        torch.save({**package, "state": {"w": MarkerPayload(marker)}}, repo / "e1.th")
+    elif where == "bare pickle":
+        (repo / "e1.th").write_bytes(pickle.dumps({"klass": MarkerPayload(marker)}))
+    else:
+        torch.save({**package, "kwargs": {"x": SystemPayload(marker)}}, repo / "e1.th")
+    for name in ("evil", "e1"):
+        with pytest.raises(SeparationError) as err:
+            load_separator(name, repo=repo)
+        _one_line(err, str(repo / "e1.th"), "refused", "--trust-pickle")
+        assert not marker.exists()
+
+
+def test_trust_pickle_loads_a_package_outside_the_allowlist(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A benign package that pickles something beyond the allowlist (a NumPy scalar in its
+    training arguments): refused by default, loaded with ``trust_pickle`` and a warning."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    net = tiny_htdemucs(4)
+    torch.save(_demucs_package(net) | {"training_args": {"lr": np.float64(3e-4)}}, repo / "n1.th")
+    (repo / "np.yaml").write_text("models: [n1]\n")
+    with pytest.raises(SeparationError) as err:
+        load_separator("np", repo=repo)
+    _one_line(err, "n1.th", "numpy", "--trust-pickle")
+    with caplog.at_level("WARNING"):
+        sep = load_separator("np", repo=repo, trust_pickle=True, shifts=0)
+    assert any(
+        "trust_pickle" in r.getMessage() and "n1.th" in r.getMessage() for r in caplog.records
+    )
+    for key, value in net.state_dict().items():
+        torch.testing.assert_close(sep.model.models[0].state_dict()[key], value.half().float())
+
+
+def test_the_hub_caches_go_through_the_same_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The legacy torch hub cache (``.th`` files of demucs < 4.1) is read by the same
+    weights-only loader, and a bag in the Hugging Face cache may only name plain
+    signatures."""
+    import hashlib
+    import pickle
+
+    import demucs.pretrained
+    import huggingface_hub.constants as hf_constants
+
+    from tests.helpers import MarkerPayload
+
+    marker = tmp_path / "marker"
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    # torch hub: a bag whose one file is a payload with a matching checksum in its name
+    payload = pickle.dumps({"klass": MarkerPayload(marker)})
+    check = hashlib.sha256(payload).hexdigest()[:8]
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (remote / "files.txt").write_text(f"root: x/\ne1-{check}.th\n")
+    (remote / "oldbag.yaml").write_text("models: [e1]\n")
+    monkeypatch.setattr(demucs.pretrained, "REMOTE_ROOT", remote)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "torchhub"))
+    (tmp_path / "torchhub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "torchhub" / "checkpoints" / f"e1-{check}.th").write_bytes(payload)
+    with pytest.raises(SeparationError) as err:
+        load_separator("oldbag")
+    _one_line(err, f"e1-{check}.th", "refused")
+    assert not marker.exists()
+    # Hugging Face cache: a bag naming a signature outside its snapshot
+    commit = "b" * 40
+    repo_dir = tmp_path / "hub" / "models--adefossez--HTDemucs"
+    (repo_dir / "snapshots" / commit).mkdir(parents=True)
+    (repo_dir / "snapshots" / commit / "htdemucs.yaml").write_text("models: ['../../x']\n")
+    (repo_dir / "refs").mkdir()
+    (repo_dir / "refs" / "main").write_text(commit)
+    with pytest.raises(StageError) as err:
+        load_separator("htdemucs")
+    _one_line(err, "htdemucs.yaml", "models[0]", "'../../x'")
+
+
+@pytest.mark.parametrize("name", ["../x", "a/../../x", ".hidden", "x\0y", "a\\b"])
+def test_separator_names_are_plain_names(tmp_path: Path, name: str) -> None:
+    """A model name or a bag's signature is a file name in the repo folder, never a path."""
+    export_repo(tiny_htdemucs(0), tmp_path / "repo", "trained", formats=("safetensors",))
+    (tmp_path / "x.yaml").write_text("models: [deadbeef]\n")  # what "../x" would reach
+    with pytest.raises(StageError) as err:
+        load_separator(name, repo=tmp_path / "repo")
+    _one_line(err, "separator model")
+    (tmp_path / "repo" / "bag.yaml").write_text(f"models: [{json.dumps(name)}]\n")
+    with pytest.raises(StageError) as err:
+        load_separator("bag", repo=tmp_path / "repo")
+    _one_line(err, "bag.yaml", "models[0]")

@@ -13,7 +13,7 @@ import yaml
 from musicrestore.core.stage import StageError
 from musicrestore.data.dataset import read_manifest
 from musicrestore.data.taxonomy import TARGETS, scan, split_songs, write_splits
-from musicrestore.degrade import build, merge
+from musicrestore.degrade import build, merge, pool
 
 from .helpers import make_tiny_rawstems
 
@@ -108,6 +108,6 @@ def test_merge_refuses_shards_of_different_builds(tiny, tmp_path):
     with pytest.raises(StageError, match="not a shard"):
         build.build_musicgen_like(root, splits, tmp_path / "c", **kw)
         merge.merge_shards(tmp_path / "out2", [tmp_path / "a", tmp_path / "c"])
-    assert build.parse_shard("1/3") == (1, 3)
+    assert pool.parse_shard("1/3") == (1, 3)
     with pytest.raises(StageError, match="expected i/n"):
-        build.parse_shard("1-3")
+        pool.parse_shard("1-3")

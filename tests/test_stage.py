@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -151,3 +152,185 @@ def test_signals_as_exceptions_restores_the_previous_handlers() -> None:
     with signals_as_exceptions():
         assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN)
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+# ------------------------------------------------------------- params files that attack
+
+
+def laughs(levels: int = 9) -> str:
+    """The "billion laughs" params file: each level 9 aliases of the one above; 9 levels
+    quote 9**9 (387 million) strings in a few hundred bytes."""
+    lines = ['l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels):
+        lines.append(f"l{i}: &l{i} [{','.join([f'*l{i - 1}'] * 9)}]")
+    lines.append(f"restore: *l{levels - 1}")
+    return "\n".join(lines) + "\n"
+
+
+def test_load_params_refuses_a_billion_laughs_at_once(tmp_path: Path) -> None:
+    """355 bytes of nested aliases kept the CLI allocating for 45 s, then MemoryError."""
+    p = tmp_path / "params.yaml"
+    p.write_text(laughs())
+    start = time.monotonic()
+    with pytest.raises(StageError) as exc:
+        load_params(p, "restore")
+    assert time.monotonic() - start < 1.0
+    assert str(exc.value).startswith(f"{p}: line 1: anchors and aliases")
+    assert "\n" not in str(exc.value)
+
+
+# ------------------------------------------------- long names, read-only and full file systems
+
+
+def test_output_dir_takes_any_legal_name(tmp_path: Path) -> None:
+    """The temporary folder's name was the output's plus 14 characters (ENAMETOOLONG)."""
+    out = tmp_path / ("o" * 255)
+    for content in ("first", "second"):  # the second run moves the first aside (.<name>.old)
+        with output_dir(out) as tmp:
+            (tmp / "x.txt").write_text(content)
+    assert (out / "x.txt").read_text() == "second"
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+@pytest.mark.parametrize(
+    "code,cause",
+    [(errno.EROFS, "read-only file system"), (errno.ENOSPC, "no space left on device")],
+)
+def test_a_refused_write_in_a_stage_is_one_line_naming_the_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], code: int, cause: str
+) -> None:
+    out = tmp_path / "out"
+
+    @main_guard
+    def stage() -> None:
+        with output_dir(out) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise OSError(code, os.strerror(code), str(tmp / "half.txt"))
+
+    with pytest.raises(SystemExit) as exc:
+        stage()
+    assert exc.value.code == 1
+    assert capsys.readouterr().err == f"error: {out}: {cause}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_main_guard_reports_a_bare_oserror_of_the_disk_and_lets_others_through(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from musicrestore.core.stage import format_error
+
+    @main_guard
+    def full() -> None:
+        raise OSError(errno.EDQUOT, "Disk quota exceeded", "reports/x.json")
+
+    with pytest.raises(SystemExit) as exc:
+        full()
+    assert exc.value.code == 1
+    assert capsys.readouterr().err == "error: reports/x.json: disk quota exceeded\n"
+
+    @main_guard
+    def bug() -> None:
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        bug()
+    assert format_error(OSError(errno.EROFS, "Read-only file system", "o.wav")) == (
+        "o.wav: read-only file system"
+    )
+
+
+# ------------------------------------------------------------------ signals at any moment
+
+STAGE_SCRIPTS = sorted((Path(__file__).parents[1] / "stages").glob("*.py"))
+
+
+def caught_signals(pid: int) -> int:
+    """The mask of signals process ``pid`` has handlers for (``SigCgt`` of /proc)."""
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1], 16) for line in fh if line.startswith("SigCgt:"))
+
+
+def signal_during_imports(argv: list[str], sig: int, cwd: Path) -> tuple[int, str, float]:
+    """Start ``argv``, wait until it handles SIGTERM (the early guard is in place: Python
+    itself handles only SIGINT), then ~0.05 s, while NumPy, PyTorch and the project are
+    still importing, send ``sig``; returns (exit code, stderr, seconds to exit)."""
+    import subprocess
+
+    proc = subprocess.Popen(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not caught_signals(proc.pid) & (1 << (signal.SIGTERM - 1)):
+            assert proc.poll() is None and time.monotonic() < deadline, "no early guard"
+            time.sleep(0.002)
+        time.sleep(0.05)
+        assert proc.poll() is None, "the imports ended before the signal"
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+        return proc.returncode, out + err, time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+@pytest.mark.parametrize(
+    "sig,code,words",
+    [(signal.SIGINT, 130, "interrupted (SIGINT)"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+)
+@pytest.mark.parametrize("script", ["restore", "evaluate"])
+def test_a_signal_while_a_stage_imports_exits_with_its_code_and_one_line(
+    tmp_path: Path, script: str, sig: int, code: int, words: str
+) -> None:
+    """Ctrl-C in the first second printed a KeyboardInterrupt traceback; SIGTERM exited -15
+    without a word."""
+    import sys
+
+    argv = [sys.executable, str(Path(__file__).parents[1] / "stages" / f"{script}.py")]
+    status, output, took = signal_during_imports([*argv, "--help"], sig, tmp_path)
+    assert (status, output) == (code, f"error: {words}\n")
+    assert took < 5
+    assert list(tmp_path.iterdir()) == []  # nothing left behind
+
+
+@pytest.mark.parametrize("script", STAGE_SCRIPTS, ids=[p.stem for p in STAGE_SCRIPTS])
+def test_every_stage_script_guards_its_imports_first(script: Path) -> None:
+    """The guard comes before the first project import other than its own, and only when
+    the script is the program (a test that loads the script keeps pytest's handlers)."""
+    import ast
+
+    body = ast.parse(script.read_text()).body
+    statements = [n for n in body if not (isinstance(n, ast.Expr) and n is body[0])]
+    guard = next(
+        i
+        for i, n in enumerate(statements)
+        if isinstance(n, ast.If) and "exit_on_signals()" in ast.unparse(n)
+    )
+    assert ast.unparse(statements[guard].test) == "__name__ == '__main__'"
+    before = [ast.unparse(n) for n in statements[:guard]]
+    assert before == [
+        "from __future__ import annotations",
+        "from musicrestore import exit_on_signals",
+    ]
+
+
+def test_loading_a_stage_script_as_a_module_leaves_the_handlers_alone() -> None:
+    import runpy
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    runpy.run_path(str(Path(__file__).parents[1] / "stages" / "index_rawstems.py"))
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_the_early_guard_and_main_guard_say_the_same() -> None:
+    import musicrestore
+    from musicrestore.core.stage import Terminated, exit_code, interrupted_message
+
+    early = musicrestore.SIGNAL_EXITS
+    assert early == {
+        signal.SIGINT: (interrupted_message(KeyboardInterrupt()), exit_code(KeyboardInterrupt())),
+        signal.SIGTERM: (interrupted_message(Terminated()), exit_code(Terminated())),
+    }

@@ -169,12 +169,12 @@ def test_group_id_does_not_move_with_the_wall_clock(monkeypatch: pytest.MonkeyPa
     start in ticks after boot, which no clock change moves."""
     import psutil
 
-    from musicrestore import tracking
+    from musicrestore.tracking.groups import _start_stamp
 
     proc = psutil.Process()
-    first = tracking._start_stamp(proc)
+    first = _start_stamp(proc)
     monkeypatch.setattr(psutil.Process, "create_time", lambda self: 1e12)  # a clock jump
-    assert tracking._start_stamp(proc) == first
+    assert _start_stamp(proc) == first
 
 
 # ------------------------------------------------------------------ tracking.on_server_down

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import math
@@ -89,6 +90,18 @@ def _run(
     return module, fit(module, dm, config, work, run, progress=False, callbacks=list(callbacks))
 
 
+def _loss_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """``(columns, rows)`` of a ``loss.csv`` (Lightning's CSVLogger: a row per logging
+    call, the training metrics of a step in one, each validation in another)."""
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        return list(reader.fieldnames or ()), list(reader)
+
+
+def _steps(rows: list[dict[str, str]], column: str) -> list[int]:
+    return [int(row["step"]) for row in rows if row[column]]
+
+
 class _Kill(engine.pl.Callback):
     """Stands for a SIGKILL: the run dies before step ``at + 1`` starts."""
 
@@ -155,10 +168,10 @@ def test_a_few_steps_lower_the_loss(dataset: Path, tmp_path: Path) -> None:
     assert result.step == 8 and len(result.losses) == 8 and result.resumed_from == 0
     assert set(result.metrics) == {"val_loss", "val_si_sdr", "val_si_sdr_degraded"}
     assert result.metrics["val_loss"] == pytest.approx(after, rel=1e-5)
-    rows = (tmp_path / "work" / "loss.csv").read_text().splitlines()
-    assert rows[0].startswith("step,train_loss,lr,val_loss,val_si_sdr")
-    assert [int(r.split(",")[0]) for r in rows[1:]] == list(range(1, 9))
-    assert rows[4].split(",")[3] and not rows[3].split(",")[3]  # validation at step 4
+    header, rows = _loss_csv(tmp_path / "work" / "loss.csv")
+    assert header[0] == "step" and {"train_loss", "lr", "val_loss", "val_si_sdr"} <= set(header)
+    assert _steps(rows, "train_loss") == list(range(1, 9)) == _steps(rows, "lr")
+    assert _steps(rows, "val_loss") == [4, 8]  # validation every 4 steps, logged once each
     logged = {(name, step) for name, _, step, _ in run.record["metrics"]}  # type: ignore[index]
     assert {("train_loss", 1), ("lr", 8), ("val_si_sdr", 4), ("val_si_sdr", 8)} <= logged
 
@@ -186,8 +199,8 @@ def test_a_killed_run_continues_exactly(dataset: Path, tmp_path: Path) -> None:
     for key, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
     assert int(resumed.ema.step) == 8
-    csv = [(tmp_path / d / "loss.csv").read_text() for d in ("a", "b")]
-    assert csv[0] == csv[1]
+    curves = [(tmp_path / d / "loss.csv").read_text() for d in ("a", "b")]
+    assert curves[0] == curves[1]
 
     # Raising steps continues; another configuration starts over (the stale state goes).
     more, longer = _run(dataset, tmp_path / "b", data=data, **{**train, "steps": 9})
@@ -197,6 +210,31 @@ def test_a_killed_run_continues_exactly(dataset: Path, tmp_path: Path) -> None:
     _, past = _run(dataset, tmp_path / "a", data=data, **{**train, "steps": 4})
     assert past.resumed_from == 0 and past.step == 4  # fewer steps than done: from scratch
     assert past.losses == ref.losses[:4]
+
+
+def test_a_hostile_work_checkpoint_runs_no_code(tmp_path: Path) -> None:
+    """A ``last.ckpt`` that is not the engine's (its pickle runs code) under the current
+    resume key: refused in one line naming it, before Lightning opens it, and nothing runs;
+    a damaged one is still just stale (training starts over)."""
+    from tests.helpers import MarkerPayload, SystemPayload
+
+    work, marker = tmp_path / "work", tmp_path / "marker"
+    work.mkdir()
+    (work / engine.RESUME_FILE).write_text(json.dumps({"resume_key": "k"}))
+    ckpt = work / engine.CHECKPOINT
+    for payload in (MarkerPayload(marker), SystemPayload(marker)):
+        torch.save({"global_step": 1, "state_dict": {"w": payload}}, ckpt)
+        with pytest.raises(StageError) as exc:
+            engine.prepare_work_dir(work, "k", steps=8)
+        msg = str(exc.value)
+        assert "\n" not in msg and str(ckpt) in msg and "refused" in msg, msg
+        assert not marker.exists() and ckpt.is_file()
+    # the engine's own content (tensors, plain values) reads; a truncated file is stale
+    torch.save({"global_step": 3, "state_dict": {"w": torch.zeros(2)}, "loops": {}}, ckpt)
+    assert engine.prepare_work_dir(work, "k", steps=8) == (ckpt, 3)
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    assert engine.prepare_work_dir(work, "k", steps=8) == (None, 0)
+    assert not ckpt.exists()
 
 
 def test_ema_weights_are_exported(registry: dict[str, type], dataset: Path, tmp_path: Path) -> None:
@@ -364,7 +402,8 @@ def test_stage_writes_a_loadable_checkpoint(
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["step"] == 3 and metrics["val_examples"] == 2
     assert np.isfinite(metrics["val_si_sdr"]) and "train_s" not in metrics
-    assert len((out / "loss.csv").read_text().splitlines()) == 1 + 3
+    _, rows = _loss_csv(out / "loss.csv")
+    assert _steps(rows, "train_loss") == [1, 2, 3] and _steps(rows, "val_si_sdr") == [2, 3]
 
     # Every step done: the rerun resumes, trains nothing and writes the same bytes.
     before = {p.name: p.read_bytes() for p in out.iterdir()}

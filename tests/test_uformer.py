@@ -4,6 +4,7 @@ per-group checkpoints through the ``uformer`` variant, and seamless chunked infe
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 from pathlib import Path
@@ -20,7 +21,7 @@ from musicrestore.core.stage import StageError
 from musicrestore.data.dataset import Example, write_manifest
 from musicrestore.models import ARCHITECTURES, UFormer
 from musicrestore.models.checkpoint import load_model, save_model
-from musicrestore.models.discriminator import MultiScaleDiscriminator
+from musicrestore.models.discriminator import DISCRIMINATORS, MultiScaleDiscriminator
 from musicrestore.train import engine
 from musicrestore.train.data import (
     CropDataset,
@@ -228,6 +229,44 @@ def test_one_adversarial_step_updates_generator_and_discriminator(
     assert optimizers[1].param_groups[0]["lr"] == pytest.approx(1e-3)
 
 
+class _GeneratorGrad(engine.pl.Callback):
+    """The generator's gradient, per parameter, as its optimizer is about to step."""
+
+    def __init__(self) -> None:
+        self.grad: dict[str, torch.Tensor] = {}
+
+    def on_before_optimizer_step(self, trainer: Any, module: Any, optimizer: Any) -> None:
+        if optimizer is trainer.optimizers[0]:  # the generator's (the discriminator's is [1])
+            grads = {k: p.grad for k, p in module.net.named_parameters() if p.grad is not None}
+            self.grad = {k: g.detach().clone() for k, g in grads.items()}
+
+
+def test_the_adversarial_terms_reach_the_generator(msr_train: Path, tmp_path: Path) -> None:
+    """One adversarial step from the same seed and batch with ``gen_weight`` and
+    ``feat_weight`` each at 0 or not: the generator's gradient changes with each weight,
+    and by ``gen_weight·∇L_gen + feat_weight·∇L_feat`` (the loss is linear in them), so
+    dropping either term from the generator's loss fails here (seed 004 §4.1)."""
+
+    def grad(gen_weight: float, feat_weight: float) -> torch.Tensor:
+        gan = {**PRESET["gan"], "start": 0, "gen_weight": gen_weight, "feat_weight": feat_weight}
+        train = {**PRESET["train"], "steps": 1, "grad_clip": 0.0}  # the raw gradient
+        spec, module, data = _module_and_data({**PRESET, "train": train, "gan": gan}, msr_train)
+        seen = _GeneratorGrad()
+        work = tmp_path / f"g{gen_weight}_f{feat_weight}"
+        fit(module, data, spec.train, work, progress=False, callbacks=[seen])
+        assert seen.grad, "the generator's optimizer never stepped"
+        return torch.cat([g.flatten() for _, g in sorted(seen.grad.items())])
+
+    both, no_gen, no_feat, neither = grad(1.0, 1.0), grad(0.0, 1.0), grad(1.0, 0.0), grad(0, 0)
+    scale = float(both.norm())
+    gen_part, feat_part = both - no_gen, both - no_feat  # 1·∇L_gen and 1·∇L_feat
+    assert float(gen_part.norm()) > 1e-3 * scale, "gen_weight does not reach the generator"
+    assert float(feat_part.norm()) > 1e-3 * scale, "feat_weight does not reach the generator"
+    # each term enters once, with its weight: the four runs are linear in the weights
+    torch.testing.assert_close(neither + gen_part + feat_part, both, atol=1e-6 * scale, rtol=1e-4)
+    torch.testing.assert_close(no_feat - neither, gen_part, atol=1e-6 * scale, rtol=1e-4)
+
+
 def test_stage_switch_at_the_configured_step_survives_a_resume(
     msr_train: Path, tmp_path: Path
 ) -> None:
@@ -238,10 +277,11 @@ def test_stage_switch_at_the_configured_step_survives_a_resume(
     seen = _Batches()
     ref = fit(straight, data, spec.train, tmp_path / "a", progress=False, callbacks=[seen])
     assert seen.sizes == [2, 2, 1, 1] and ref.step == 4
-    rows = (tmp_path / "a" / "loss.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    disc_col = [r.split(",")[header.index("train_disc")] for r in rows[1:]]
-    assert [bool(v) for v in disc_col] == [False, False, True, True]  # rows are steps 1-4
+    with open(tmp_path / "a" / "loss.csv", newline="") as fh:
+        rows = [row for row in csv.DictReader(fh) if row["train_recon"]]  # not validation's
+    assert [int(row["step"]) for row in rows] == [1, 2, 3, 4]
+    for name in ("train_disc", "train_gen", "train_feat"):  # the DVC plot's columns
+        assert [bool(row[name]) for row in rows] == [False, False, True, True], name
 
     _, killed, data = _module_and_data(PRESET, msr_train)
     with pytest.raises(RuntimeError, match="killed"):
@@ -280,6 +320,32 @@ def test_config_errors(msr_train: Path, tmp_path: Path) -> None:
     spec, module, data = _module_and_data(preset, msr_train)
     with pytest.raises(StageError, match="accumulate"):
         fit(module, data, spec.train, tmp_path / "w", progress=False)
+
+
+def test_the_discriminator_is_chosen_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``gan.discriminator`` names a class of the registry; ``msd`` (HiFi-GAN's multi-scale
+    one) is the default and naming it changes nothing: same weights, same params hash (what
+    the checkpoint's config.json records) as a preset that does not name it."""
+
+    def spec(name: str) -> Any:
+        gan = {**PRESET["gan"], "discriminator": name}
+        return spec_from_params(_params({**PRESET, "gan": gan}), "uformer")
+
+    default, named = spec_from_params(_params(), "uformer"), spec("msd")
+    assert default.gan is not None and default.gan.discriminator == "msd"
+    assert named.params_hash == default.params_hash and named.gan == default.gan
+    disc_a, disc_b = build_module(default).disc, build_module(named).disc
+    assert type(disc_a) is MultiScaleDiscriminator
+    for key, value in disc_a.state_dict().items():
+        assert torch.equal(value, disc_b.state_dict()[key]), key
+    with pytest.raises(ConfigError, match=r"gan\.discriminator.*'mpd'.*msd") as err:
+        spec("mpd")
+    assert "\n" not in str(err.value)
+    # a registered name builds its class, and is part of the params hash
+    monkeypatch.setitem(DISCRIMINATORS, "msd2", MultiScaleDiscriminator)
+    other = spec("msd2")
+    assert other.params_hash != default.params_hash
+    assert type(build_module(other).disc) is MultiScaleDiscriminator
 
 
 def test_msr_chain_needs_the_clean_background(msr_train: Path, tmp_path: Path) -> None:

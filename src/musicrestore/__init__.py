@@ -45,3 +45,42 @@ if _has_avx2():
         os.environ.setdefault(_name, _value)
 
 __version__ = "0.1.0"
+
+#: The line and exit status an entry point gives each signal it handles (the shell's 128 + the
+#: signal's number); :func:`musicrestore.core.stage.main_guard` gives the same.
+SIGNAL_EXITS = {2: ("interrupted (SIGINT)", 130), 15: ("terminated (SIGTERM)", 143)}
+
+
+def exit_on_signals() -> dict[int, object]:
+    """From now on, until an entry point's own handlers take over, Ctrl-C and SIGTERM end the
+    process at once with one line and the usual status (:data:`SIGNAL_EXITS`).
+
+    For the first instants of an entry point: importing NumPy, PyTorch and the project takes
+    seconds, and Python's defaults there are a ``KeyboardInterrupt`` traceback (Ctrl-C) and a
+    silent death with status -15 (SIGTERM). Nothing has been written yet, so there is nothing
+    to clean up, and once the work starts
+    :func:`musicrestore.core.stage.signals_as_exceptions` raises instead (so every ``finally``
+    removes its temporary files) and puts these handlers back when it ends. The stage
+    scripts call this before their first project import, ``python -m musicrestore`` (and the
+    ``musicrestore`` command) first thing. It imports nothing but :mod:`signal`.
+
+    Returns the handlers it replaced (``{}`` outside the main thread, where it does nothing).
+    """
+    import signal
+
+    try:
+        return {s: signal.signal(s, _exit_at_once) for s in SIGNAL_EXITS}
+    except ValueError:  # not the main thread: only the main thread handles signals
+        return {}
+
+
+def _exit_at_once(signum: int, frame: object) -> None:
+    import contextlib
+    import sys
+
+    line, code = SIGNAL_EXITS.get(signum, (f"signal {signum}", 128 + signum))
+    with contextlib.suppress(Exception):  # interrupted mid-write (reentrant), or closed
+        sys.stdout.flush()
+    with contextlib.suppress(OSError):
+        os.write(2, f"error: {line}\n".encode())
+    os._exit(code)

@@ -8,11 +8,25 @@ Commands:
 
 from __future__ import annotations
 
+import signal
 import sys
+
+from . import exit_on_signals
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command; its exit status. Ctrl-C and SIGTERM give 130 and 143 with one line
+    from the first instant (:func:`musicrestore.exit_on_signals`, while the command's
+    modules import), then through the command's own handlers."""
+    previous = exit_on_signals()
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _run(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0 if argv else 2
@@ -29,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         from .app import main as app_main
 
         return app_main(rest)
+    from .core.errors import quote
+
     print(
-        f"error: unknown command {command!r}; try 'python -m musicrestore --help'", file=sys.stderr
+        f"error: unknown command {quote(command)}; try 'python -m musicrestore --help'",
+        file=sys.stderr,
     )
     return 2
 

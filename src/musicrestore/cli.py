@@ -7,7 +7,10 @@ of it, and guarantees what a command-line user relies on:
   traceback; Ctrl-C exits 130 and SIGTERM 143, also with one line;
 - nothing half-written is ever left: outputs are written beside their final name and renamed
   when complete, and an interrupted run removes its temporary files;
-- the input is never overwritten unless asked (``--overwrite``);
+- the input is never overwritten unless asked (``--overwrite``), nor is a write-protected
+  OUT (a ``0444`` file); a replaced file keeps its permissions (and owner and group, where
+  the process may set them);
+- a full disk, a read-only file system or a disk quota is one line naming OUT and the cause;
 - a folder is checked as a whole before any work starts (all bad inputs in one message),
   ``--skip-bad`` restores the rest, and each finished output is kept even when a later file
   fails.
@@ -26,8 +29,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .core.audio import AUDIO_SUFFIXES, _umask, check_audio
-from .core.errors import USER_ERRORS, AudioError, StageError
+from .core.audio import AUDIO_SUFFIXES, check_audio, keep_metadata, temp_prefix, write_protected
+from .core.errors import (
+    CAUGHT_ERRORS,
+    USER_ERRORS,
+    AudioError,
+    StageError,
+    is_user_error,
+    user_os_error,
+)
 from .core.stage import (
     exit_code,
     format_error,
@@ -39,6 +49,7 @@ from .data.dataset import MANIFEST, read_manifest
 from .data.taxonomy import parse_target
 from .variants import VARIANTS, Variant, VariantContext, build_context, get_variant
 from .variants.restore import (
+    DECISIONS_FILE,
     _check_output_path,
     check_not_input,
     make_separator_factory,
@@ -65,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="musicrestore restore",
         description="Restore an audio file, a folder of audio files, or a dataset folder "
         "(one with manifest.jsonl) with one registered variant.",
+        epilog="What is trusted: nothing this command reads runs code. Separator models load "
+        "from safetensors, or from demucs .th packages unpickled with an allowlist of the "
+        "Demucs model classes (anything else is refused) unless --trust-pickle; every id and "
+        "path in a manifest must stay a plain name inside its folder (and OUT).",
     )
     p.add_argument("inp", nargs="?", metavar="IN", help="audio file or folder")
     p.add_argument(
@@ -82,6 +97,13 @@ def _parser() -> argparse.ArgumentParser:
         "--separator-repo; else htdemucs from the Hugging Face cache)",
     )
     p.add_argument("--separator-repo", help="folder of local separator models")
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="load demucs .th packages in --separator-repo with pickle, which runs whatever "
+        "code they hold (default: an allowlist, or refused); also separate.trust_pickle: true "
+        "in --params",
+    )
     p.add_argument("--models-dir", help="folder of learned-variant checkpoints")
     p.add_argument("--target", help="T2 target group (Voc, Gtr_EG, ...): output that stem")
     p.add_argument(
@@ -118,7 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with signals_as_exceptions():
             return _main(list(sys.argv[1:] if argv is None else argv))
-    except USER_ERRORS as exc:  # StageError covers usage, config, variant and restore errors
+    except CAUGHT_ERRORS as exc:  # StageError: usage, config, variant, restore errors
+        if not is_user_error(exc):  # an OSError that is a bug, not a full disk
+            raise
         print(f"error: {format_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM as stage.Terminated
@@ -136,6 +160,17 @@ def _cli_separator_model(
     if "separator_model" in section or args.separator_repo:
         return str(settings["separator_model"])
     return "htdemucs"
+
+
+def _trust_pickle(args: argparse.Namespace, params: Mapping[str, Any]) -> bool:
+    """``--trust-pickle``, else ``separate.trust_pickle`` of ``--params`` (the whole
+    ``separate`` block read as the train_separator stage reads it)."""
+    if args.trust_pickle or "separate" not in params:
+        return bool(args.trust_pickle)
+    from .core.config import pipeline_seed
+    from .train.separator import separate_settings
+
+    return bool(separate_settings(params["separate"], pipeline_seed(params))["trust_pickle"])
 
 
 def _main(argv: list[str]) -> int:
@@ -165,6 +200,7 @@ def _main(argv: list[str]) -> int:
             _cli_separator_model(args, params.get("restore") or {}, settings),
             repo=args.separator_repo,
             device=settings["device"],
+            trust_pickle=_trust_pickle(args, params),
         ),
         models_dir=args.models_dir,
         device=resolve_device(settings["device"]),
@@ -178,6 +214,7 @@ def _main(argv: list[str]) -> int:
         out = out / inp.name
     _check_output_path(out)
     check_not_input(inp, out, args.overwrite)
+    _check_not_protected([out], args.overwrite)
     check_audio(inp)
     warm_up(variant, ctx)
     info = restore_file(variant, inp, out, ctx, **chunking, overwrite=args.overwrite)
@@ -185,6 +222,23 @@ def _main(argv: list[str]) -> int:
         print(json.dumps(ctx.decisions, sort_keys=True), file=sys.stderr)
     _summary(variant, 1, info["audio_s"], info["compute_s"], out)
     return 0
+
+
+def _check_not_protected(paths: Sequence[Path], overwrite: bool) -> None:
+    """Refuse to replace a write-protected file (``0444``, or one this process may not
+    write) unless ``--overwrite``: a rename into its folder would replace it silently. With
+    ``--overwrite`` the new file keeps the old one's permissions (``core.audio.atomic_path``)."""
+    if overwrite:
+        return
+    protected = [p for p in paths if write_protected(p)]
+    if not protected:
+        return
+    if len(protected) == 1:
+        raise StageError(f"{protected[0]}: is write-protected; pass --overwrite to replace it")
+    names = ", ".join(str(p) for p in protected[:5]) + (", ..." if len(protected) > 5 else "")
+    raise StageError(
+        f"{len(protected)} outputs are write-protected ({names}); pass --overwrite to replace them"
+    )
 
 
 def _summary(variant: Variant, n: int, audio_s: float, compute_s: float, out: Path) -> str:
@@ -228,8 +282,14 @@ def _problem(path: Path) -> str | None:
     return None
 
 
+#: Most bad inputs one message lists (a folder of 100 000 stray files stays one short line).
+_MAX_BAD_SHOWN = 20
+
+
 def _bad_message(inp: Path, bad: list[tuple[Path, str]]) -> str:
-    items = "; ".join(f"{p.relative_to(inp).as_posix()}: {why}" for p, why in bad)
+    items = "; ".join(f"{p.relative_to(inp).as_posix()}: {why}" for p, why in bad[:_MAX_BAD_SHOWN])
+    if len(bad) > _MAX_BAD_SHOWN:
+        items += f"; and {len(bad) - _MAX_BAD_SHOWN} more"
     return f"{inp}: {len(bad)} bad input{'s' if len(bad) > 1 else ''}: {items}"
 
 
@@ -265,6 +325,8 @@ def _restore_folder(
     if bad and not args.skip_bad:
         raise StageError(_bad_message(inp, bad) + " (--skip-bad restores the others)")
     good = [p for p in files if p not in {b for b, _ in bad}]
+    if not in_place:
+        _check_not_protected([out / p.relative_to(inp) for p in good], args.overwrite)
     audio_s = compute_s = 0.0
     done = 0
     if good:
@@ -318,11 +380,14 @@ def _restore_dataset_folder(
         )
     if same_file(inp, out):
         raise StageError(f"{out}: is the dataset folder; choose another OUT")
-    mixtures = [inp / ex.mixture for ex in read_manifest(inp)]
+    examples = read_manifest(inp)
+    mixtures = [inp / ex.mixture for ex in examples]
     bad = [(p, why) for p in mixtures if (why := _problem(p)) is not None]
     if bad:
         raise StageError(_bad_message(inp, bad))
-    with _staged_folder(out) as tmp:
+    written = [out / f"{ex.id}.wav" for ex in examples] + [out / DECISIONS_FILE]
+    _check_not_protected(written, args.overwrite)
+    with _staged_folder(out, args.overwrite) as tmp:
         timing = restore_dataset(
             variant,
             inp,
@@ -337,40 +402,55 @@ def _restore_dataset_folder(
 
 
 @contextlib.contextmanager
-def _staged_folder(out: Path) -> Iterator[Path]:
+def _staged_folder(out: Path, overwrite: bool) -> Iterator[Path]:
     """A temporary folder beside ``out`` for a writer that fills a whole folder at once.
 
     Its finished files move into ``out`` (created with the umask's permissions, never the
     0700 of the temporary folder) when the body ends, on success and on failure alike:
     every file a writer of this package completes is complete (each is written atomically),
-    and keeping it costs nothing while deleting it would cost its compute. Hidden files (the
-    writers' own temporaries) are not moved; the temporary folder is always removed, also
-    on Ctrl-C and SIGTERM.
+    and keeping it costs nothing while deleting it would cost its compute. A file it
+    replaces keeps its permissions; a write-protected one is replaced only with
+    ``overwrite``. Hidden files (the writers' own temporaries) are not moved; the temporary
+    folder is always removed, also on Ctrl-C and SIGTERM.
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp: Path | None = None
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out), suffix=".tmp", dir=out.parent))
         try:
             yield tmp
-        finally:
-            _move_finished(tmp, out)
+        except BaseException:
+            _move_finished(tmp, out, overwrite)
+            raise
+        if protected := _move_finished(tmp, out, overwrite):
+            _check_not_protected(protected, overwrite)
+    except OSError as exc:
+        if (err := user_os_error(exc, out)) is None:
+            raise
+        raise err from None
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _move_finished(tmp: Path, out: Path) -> None:
+def _move_finished(tmp: Path, out: Path, overwrite: bool) -> list[Path]:
+    """Move the finished files of ``tmp`` into ``out``; returns the write-protected files of
+    ``out`` left as they were (``overwrite`` false)."""
     files = sorted(
         p
         for p in tmp.rglob("*")
         if p.is_file() and not any(s.startswith(".") for s in p.relative_to(tmp).parts)
     )
     if not files:
-        return
+        return []
     out.mkdir(parents=True, exist_ok=True)
+    protected = []
     for path in files:
         dest = out / path.relative_to(tmp)
+        if not overwrite and write_protected(dest):
+            protected.append(dest)
+            continue
         dest.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o666 & ~_umask())
+        keep_metadata(path, dest)
         os.replace(path, dest)
+    return protected

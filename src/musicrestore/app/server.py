@@ -16,9 +16,11 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ..core.errors import USER_ERRORS
+from ..core.errors import CAUGHT_ERRORS, is_user_error
 from ..core.stage import format_error, setup_logging, signals_as_exceptions
-from .core import APP_USER_ERRORS, Project, Workspace
+from .errors import APP_USER_ERRORS
+from .project import Project
+from .session import Workspace
 
 HOST = "127.0.0.1"
 
@@ -68,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
             print(f"musicrestore app: {url} (Ctrl-C stops it)", flush=True)
             demo.block_thread()
-    except (*USER_ERRORS, *APP_USER_ERRORS) as exc:
+    except (*CAUGHT_ERRORS, *APP_USER_ERRORS) as exc:
+        if not (is_user_error(exc) or isinstance(exc, APP_USER_ERRORS)):
+            raise
         print(f"error: {format_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

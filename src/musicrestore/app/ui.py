@@ -1,7 +1,8 @@
 """The Gradio page of the restoration app: layout and event wiring only.
 
-Every handler calls one function of :mod:`musicrestore.app.core` and turns what it returns
-into component values; every exception becomes a one-line ``gr.Error`` in the page (the
+Every handler calls one function of the app's library modules (:mod:`.sources`,
+:mod:`.degradation`, :mod:`.restoration`, :mod:`.comparison`, :mod:`.session`) and turns
+what it returns into component values; every exception becomes a one-line ``gr.Error`` in the page (the
 traceback of an unexpected one goes to the server log), so a bad upload or a missing model
 never shows a stack trace and the app keeps serving. Tabs after seed 000 §3 ("Implementation
 notes aligned with the app"): Generate, Degrade, Restore, Compare, Reset. Heavy events share
@@ -22,8 +23,10 @@ import gradio as gr
 
 from ..data.musicgen import DEFAULT_MODEL, DEFAULT_PROMPTS
 from ..variants import get_variant
-from . import core
-from .core import Project, Session, Workspace
+from . import comparison, degradation, restoration, sources
+from .errors import APP_USER_ERRORS, AppError, message
+from .project import Project
+from .session import Session, Workspace, reset
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +46,9 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except Exception as exc:
-            if not isinstance(exc, core.APP_USER_ERRORS):
+            if not isinstance(exc, APP_USER_ERRORS):
                 log.exception("app request failed")
-            raise gr.Error(core.message(exc), print_exception=False) from None
+            raise gr.Error(message(exc), print_exception=False) from None
 
     return wrapper
 
@@ -136,9 +139,9 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
                             gen_seed = gr.Number(0, label="Seed", precision=0)
                         model = gr.Textbox(
                             gen_model,
-                            label="Model: Hugging Face id (from the cache) or a local folder",
+                            label="Model: Hugging Face id (from the cache) or a folder inside the project",
                         )
-                        problem = core.musicgen_problem(gen_model, gen_block.get("cache_dir"))
+                        problem = sources.musicgen_problem(gen_model, gen_block.get("cache_dir"))
                         gr.Markdown(problem or "", visible=bool(problem))
                         gen_btn = gr.Button("Generate", variant="primary")
                     with gr.Column():
@@ -172,7 +175,7 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
             with gr.Tab("Degrade", id="degrade"):
                 with gr.Row():
                     chain = gr.Radio(
-                        [(f"{k}: {d}", k) for k, d in core.CHAINS.items()],
+                        [(f"{k}: {d}", k) for k, d in degradation.CHAINS.items()],
                         value="musicgen_like",
                         label="Chain (docs/method.md#degradations)",
                     )
@@ -213,7 +216,7 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
                         elem_id="variant",
                     )
                     target = gr.Dropdown(
-                        [NO_TARGET, *core.targets()],
+                        [NO_TARGET, *restoration.targets()],
                         value=NO_TARGET,
                         label="T2 target group",
                         visible=get_variant(default_variant).output == "stem",
@@ -280,26 +283,26 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
 
         @_guarded
         def on_generate(p: str, d: float, seed: float, m: str, s: Session | None) -> Any:
-            s = core.generate(project, _session(s), p, float(d), int(seed or 0), m)
+            s = sources.generate(project, _session(s), p, float(d), int(seed or 0), m)
             return (s, *_views(s, project))
 
         @_guarded
         def on_clip(key: str | None, s: Session | None) -> Any:
             if not key:
-                raise core.AppError("pick a clip first")
-            s = core.load_clip(project, _session(s), key)
+                raise AppError("pick a clip first")
+            s = sources.load_clip(project, _session(s), key)
             return (s, *_views(s, project))
 
         @_guarded
         def on_upload(f: str | None, r: str, s: Session | None) -> Any:
             if not f:
-                raise core.AppError("choose a file to upload first")
-            s = core.load_upload(project, _session(s), f, r or "clean")
+                raise AppError("choose a file to upload first")
+            s = sources.load_upload(project, _session(s), f, r or "clean")
             return (s, *_views(s, project))
 
         @_guarded
         def on_degrade(c: str, st: float, seed: float, s: Session | None) -> Any:
-            s = core.degrade(project, _session(s), c, float(st), int(seed or 0))
+            s = degradation.degrade(project, _session(s), c, float(st), int(seed or 0))
             return (s, *_views(s, project))
 
         @_guarded
@@ -314,7 +317,7 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
             s: Session | None,
             progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's injection idiom)
         ) -> Any:
-            s, out = core.restore(
+            s, out = restoration.restore(
                 project,
                 _session(s),
                 name,
@@ -338,7 +341,7 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
             progress: gr.Progress = gr.Progress(),  # noqa: B008
         ) -> Any:
             s = _session(s)
-            result = core.compare(
+            result = comparison.compare(
                 project,
                 s,
                 labels or [],
@@ -361,7 +364,7 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
 
         @_guarded
         def on_reset(s: Session | None) -> Any:
-            s = core.reset(workspace, s)
+            s = reset(workspace, s)
             slots = [gr.update(value=None, visible=False)] * max_players
             return (
                 s,

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import soundfile as sf
 
-from .errors import AudioError
+from .errors import OS_CAUSES, AudioError, StorageError, quote, user_os_error
 
 MIN_SR_HZ = 1_000
 MAX_SR_HZ = 384_000
@@ -199,20 +200,20 @@ def _check_args(
         return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
 
     if sr is not None and (
-        not number(sr) or float(sr) != int(sr) or not MIN_SR_HZ <= int(sr) <= MAX_TARGET_SR_HZ
-    ):
+        not number(sr) or not MIN_SR_HZ <= sr <= MAX_TARGET_SR_HZ or float(sr) != int(sr)
+    ):  # the range first: float() of a huge integer raises
         raise AudioError(
             path,
-            f"sr={sr!r}: the target rate must be an integer in {MIN_SR_HZ}..{MAX_TARGET_SR_HZ} Hz",
+            f"sr={quote(sr)}: the target rate must be an integer in {MIN_SR_HZ}..{MAX_TARGET_SR_HZ} Hz",
         )
     if channels is not None and channels not in (1, 2):
-        raise AudioError(path, f"channels={channels!r}: must be 1, 2 or None")
+        raise AudioError(path, f"channels={quote(channels)}: must be 1, 2 or None")
     if not number(offset_s) or not math.isfinite(offset_s) or offset_s < 0:
-        raise AudioError(path, f"offset_s={offset_s!r}: must be a number >= 0")
+        raise AudioError(path, f"offset_s={quote(offset_s)}: must be a number >= 0")
     if duration_s is not None and (
         not number(duration_s) or not math.isfinite(duration_s) or duration_s <= 0
     ):
-        raise AudioError(path, f"duration_s={duration_s!r}: must be a number > 0 or None")
+        raise AudioError(path, f"duration_s={quote(duration_s)}: must be a number > 0 or None")
 
 
 def save_audio(
@@ -249,8 +250,17 @@ def open_for_writing(
     libsndfile adds a PEAK chunk to float WAV files, and that chunk holds the time of
     writing: the same audio written twice would differ, and DVC would see every re-run of a
     stage as a changed output. The chunk is turned off before the first sample is written.
+
+    A write the file system refuses for a reason the user must fix (a full disk, a
+    read-only file system, a quota: :data:`~musicrestore.core.errors.OS_CAUSES`) raises a
+    :class:`~musicrestore.core.errors.StorageError` saying so, at the open, any ``write``
+    or the close, where libsndfile alone says "System error."; :func:`atomic_path` names the
+    file the user asked for in it.
     """
-    fh = sf.SoundFile(str(path), "w", sr, channels, subtype=subtype, format=fmt)
+    try:
+        fh = _Writer(str(path), "w", sr, channels, subtype=subtype, format=fmt)
+    except Exception as exc:
+        raise _write_error(exc) from None
     if fmt.upper() == "WAV" and (subtype or "").upper() in ("FLOAT", "DOUBLE"):
         from soundfile import _ffi, _snd  # the C handle; no public API for this command
 
@@ -258,28 +268,85 @@ def open_for_writing(
     return fh
 
 
+class _Writer(sf.SoundFile):
+    """:class:`soundfile.SoundFile` whose write, flush and close failures name their cause
+    (see :func:`open_for_writing`)."""
+
+    def write(self, data: Any) -> None:
+        try:
+            super().write(data)
+        except Exception as exc:
+            raise _write_error(exc) from None
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except Exception as exc:
+            raise _write_error(exc) from None
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except Exception as exc:
+            raise _write_error(exc) from None
+
+
+def _write_error(exc: Exception) -> Exception:
+    """``exc`` as a :class:`~musicrestore.core.errors.StorageError` (naming no file: the
+    writer knows only a temporary name) when an ``errno`` of
+    :data:`~musicrestore.core.errors.OS_CAUSES` is behind it: an ``OSError``'s own, or, for
+    libsndfile's "System error.", the ``errno`` its failed system call left (cffi keeps it
+    per thread, right after each C call); else ``exc`` itself."""
+    code = exc.errno if isinstance(exc, OSError) else None
+    if isinstance(exc, sf.LibsndfileError):
+        from soundfile import _ffi
+
+        code = _ffi.errno
+    return StorageError(code) if code is not None and code in OS_CAUSES else exc
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; rename it onto ``path`` only if the body succeeds.
 
     The temporary file is removed on any exception, :class:`KeyboardInterrupt` included (and
-    SIGTERM, which :func:`musicrestore.core.stage.signals_as_exceptions` turns into one). An
-    ``OSError`` about the temporary name (a read-only folder, a full disk at the rename) is
-    re-raised naming ``path``, the file the user asked for.
+    SIGTERM, which :func:`musicrestore.core.stage.signals_as_exceptions` turns into one).
+    Its name is short enough for any name ``path`` may have (:func:`temp_prefix`). The
+    file that replaces ``path`` keeps what the file it replaces had: its permission bits
+    (a 0600 file stays 0600, a 0444 one 0444) and, where the process may set them, its
+    owner and group; a new file gets the umask's usual permissions.
+
+    An ``OSError`` about the temporary name (a read-only folder, a full disk at the rename)
+    is re-raised naming ``path``, the file the user asked for; one whose cause the user must
+    fix outside the program (:data:`~musicrestore.core.errors.OS_CAUSES`: a read-only file
+    system, no space left, a quota), in the body too, is a
+    :class:`~musicrestore.core.errors.StorageError` (one line: ``<path>: <cause>``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if (err := user_os_error(exc)) is None:
+            raise
+        raise err from None
     tmp: Path | None = None
     try:
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=temp_prefix(path), suffix=".tmp", dir=path.parent
+            )
         except OSError as exc:
             raise _renamed(exc, path) from None
         tmp = Path(tmp_name)
         os.close(fd)
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
         try:
+            yield tmp
+        except OSError as exc:
+            if (err := user_os_error(exc, path)) is None:
+                raise
+            raise err from None
+        try:
+            keep_metadata(tmp, path)
             os.replace(tmp, path)
         except OSError as exc:
             raise _renamed(exc, path) from None
@@ -288,7 +355,67 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+def temp_prefix(path: str | os.PathLike[str], room: int = 12) -> str:
+    """``.<name>.``: the start of a hidden temporary sibling of ``path`` (``mkstemp`` adds 8
+    random characters and the suffix: ``room`` bytes in all, 12 for ``.tmp``).
+
+    The name is cut, at a character boundary, so that the whole temporary name fits the
+    folder's longest file name (255 bytes on every common file system) whatever ``path``'s
+    own name is: a legal 250-character output name must not fail because its temporary
+    name is 14 characters longer.
+    """
+    path = Path(path)
+    try:
+        name_max = int(os.pathconf(path.parent, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        name_max = 255
+    keep = max(name_max - room - 2, 1)  # less the two dots
+    name = path.name[:keep]  # every character is at least one byte
+    while len(os.fsencode(name)) > keep:
+        name = name[:-1]
+    return f".{name}."
+
+
+def keep_metadata(new: str | os.PathLike[str], old: str | os.PathLike[str]) -> None:
+    """Give ``new`` (a finished temporary file about to replace ``old``) what ``old`` has:
+    its permission bits and, where the process may set them, its owner and group. A new
+    file (``old`` missing, or a symbolic link, which the rename replaces rather than
+    follows) gets ``0666`` less the umask, the permissions ``open`` gives (``mkstemp``
+    makes ``0600``)."""
+    try:
+        st = os.lstat(old)
+    except FileNotFoundError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        os.chmod(new, 0o666 & ~_umask())
+        return
+    mine = os.stat(new)
+    if (st.st_uid, st.st_gid) != (mine.st_uid, mine.st_gid):
+        for uid, gid in ((st.st_uid, st.st_gid), (-1, st.st_gid)):
+            try:
+                os.chown(new, uid, gid)  # root may; an owner may give a group of its own
+                break
+            except OSError:
+                continue
+    os.chmod(new, stat.S_IMODE(st.st_mode))  # after chown, which may clear set-id bits
+
+
+def write_protected(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an existing file the user marked read-only (no write permission
+    bit, e.g. ``0444``) or one this process may not write. Replacing it takes an explicit
+    ``--overwrite``: a rename into its folder would replace it silently, even as root."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    return not st.st_mode & 0o222 or not os.access(path, os.W_OK)
+
+
 def _renamed(exc: OSError, path: Path) -> OSError:
+    if (err := user_os_error(exc, path)) is not None:
+        return err
     return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
 
 

@@ -20,7 +20,14 @@ parameter has a simple one, ``float | None`` included):
 
 Ranges are declared per call with ``fnmatch`` patterns over the dotted path *below* the
 block (``"denoise.n_fft"``, ``"*n_fft"``, ``"target_chain.*"``), so one declaration can
-cover a family of keys.
+cover a family of keys. A message quotes the value it refuses through
+:func:`~musicrestore.core.errors.quote` (at most 80 characters, however large the value).
+
+The files themselves are read here too, by the one loader of each format a user hands the
+package: :func:`load_yaml` (params files: no anchors or aliases, bounded size and depth, so a
+few hundred bytes cannot expand into gigabytes) and :func:`load_json` / :func:`parse_json`
+(JSON configs and manifest lines: bounded size and depth). Each problem is one line naming
+the file.
 """
 
 from __future__ import annotations
@@ -28,15 +35,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import json
 import math
+import os
 import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
+from pathlib import Path
 from typing import Any
 
-from .errors import StageError
+from .errors import QUOTE_LIMIT, StageError, one_line, quote
 
 #: ``(low, high)`` inclusive, either end ``None`` for unbounded; an optional third item
 #: names what the value is (``"a probability"``) for the message.
@@ -139,7 +149,7 @@ def merge(
     try:
         return cls(**out)
     except (TypeError, ValueError) as exc:  # the dataclass' own cross-field checks
-        raise ConfigError(f"{where}: {' '.join(str(exc).split())}") from None
+        raise ConfigError(f"{where}: {one_line(str(exc))}") from None
 
 
 def merge_kwargs(
@@ -185,6 +195,146 @@ def as_mapping(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{where}: got {_show(value)}; expected a mapping")
     return value
+
+
+#: Every seed of the pipeline (the top-level ``seed``, ``msr.seed``, ``separate.train.seed``,
+#: ...): NumPy's ``default_rng``, ``torch.manual_seed`` and the seeded hashes all take it.
+SEED_RANGE: Bound = (0, 2**32 - 1, "a seed")
+
+
+def pipeline_seed(params: Mapping[str, Any]) -> int:
+    """The top-level ``seed`` of ``params.yaml`` (0 when absent) through :func:`merge`:
+    ``seed: abc``, ``seed: [1]`` or ``seed: -1`` is a one-line :class:`ConfigError` naming
+    ``seed``."""
+    given = {"seed": as_mapping(params, "params").get("seed", 0)}
+    return int(merge({"seed": 0}, given, "", ranges={"seed": SEED_RANGE})["seed"])
+
+
+def optional_str_problem(value: Any) -> str | None:
+    """A check (``checks={...}``) for a key whose default is ``None``: a string or null."""
+    return None if value is None or isinstance(value, str) else "a string or null"
+
+
+def str_list_problem(value: Any) -> str | None:
+    """A check for a list of strings (a ``[]`` default does not say its items' type)."""
+    ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+    return None if ok else "a list of strings"
+
+
+# ----------------------------------------------------------------------------- files
+
+#: Largest params file :func:`load_yaml` reads (``params.yaml`` is ~16 kB; the pure-Python
+#: YAML parser takes seconds per MiB).
+MAX_YAML_BYTES = 2**20
+#: Largest file :func:`load_json` reads (a config, a metrics file; C-parsed, fast).
+MAX_JSON_BYTES = 16 * 2**20
+#: Deepest nesting of mappings and lists a loaded document may have (``params.yaml``: 5).
+MAX_DEPTH = 32
+
+
+def load_yaml(path: str | os.PathLike[str], what: str = "params file") -> Any:
+    """The YAML document of ``path`` (``None`` for an empty one), read safely.
+
+    Anchors and aliases (``&name``, ``*name``, ``<<: *name``) are refused: a params file has
+    no use for them, and a few hundred bytes of nested aliases ("billion laughs") expand into
+    a structure of billions of items that every later step (a merge, a message quoting it)
+    would walk. The file is at most :data:`MAX_YAML_BYTES` and nested at most
+    :data:`MAX_DEPTH` levels. Only plain YAML types are built (``yaml.SafeLoader``).
+
+    Raises:
+        StageError: one line naming ``path``: missing, too large, not UTF-8 text, not valid
+            YAML (with the line), an anchor or alias, nested too deep.
+    """
+    import yaml
+
+    path = Path(path)
+    text = _read_text(path, what, MAX_YAML_BYTES)
+
+    class Loader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            line = event.start_mark.line + 1 if event.start_mark else 0
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise StageError(
+                    f"{path}: line {line}: anchors and aliases (&name, *name) are not "
+                    f"allowed in a {what}; write the values out"
+                )
+            nested = isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent)
+            self.depth += nested
+            if self.depth > MAX_DEPTH:
+                raise StageError(f"{path}: line {line}: nested deeper than {MAX_DEPTH} levels")
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= nested
+
+    loader = Loader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or [""])[0]
+        raise StageError(f"{path}: invalid YAML ({one_line(problem)}{_yaml_line(exc)})") from None
+    except (ValueError, OverflowError, RecursionError) as exc:  # a scalar YAML cannot build
+        raise StageError(f"{path}: invalid YAML ({one_line(str(exc))})") from None
+    finally:
+        loader.dispose()
+
+
+def load_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
+    """The JSON document of ``path``: at most :data:`MAX_JSON_BYTES`, nested at most
+    :data:`MAX_DEPTH` levels; anything else is a :class:`StageError` of one line naming it."""
+    path = Path(path)
+    return parse_json(_read_text(path, what, MAX_JSON_BYTES), str(path))
+
+
+def parse_json(text: str, where: str) -> Any:
+    """``json.loads(text)``, bounded: a document nested deeper than :data:`MAX_DEPTH` levels
+    (which ``json`` answers with a ``RecursionError`` past ~1000) or not JSON is one line
+    starting with ``where`` (a file, or ``file:line``)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StageError(f"{where}: not valid JSON ({one_line(str(exc))})") from None
+    except RecursionError:
+        raise StageError(f"{where}: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise StageError(f"{where}: not valid JSON ({one_line(str(exc))})") from None
+    if _too_deep(value, MAX_DEPTH):
+        raise StageError(f"{where}: nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
+def _read_text(path: Path, what: str, limit: int) -> str:
+    if not path.is_file():
+        raise StageError(f"{path}: {what} not found")
+    with open(path, "rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise StageError(f"{path}: larger than {limit // 2**20} MiB; not a {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StageError(f"{path}: not a text file (UTF-8)") from None
+
+
+def _yaml_line(exc: Any) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    return f", line {mark.line + 1}" if mark is not None else ""
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests mappings and lists more than ``limit`` levels (iteratively: no
+    recursion, whatever the depth)."""
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        v, depth = todo.pop()
+        if isinstance(v, dict | list):
+            if depth > limit:
+                return True
+            todo.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return False
 
 
 # ----------------------------------------------------------------------------- internals
@@ -236,12 +386,15 @@ def _merge_mapping(
     is_open: bool,
 ) -> dict[str, Any]:
     out = copy.deepcopy(dict(defaults))
-    unknown = [str(k) for k in given if k not in out]
+    unknown = [k for k in given if k not in out]
     if unknown and not is_open:
         known = ", ".join(str(k) for k in out) or "(none)"
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; known: {known}")
+        shown = ", ".join(_key(k) for k in unknown[:_MAX_KEYS_SHOWN])
+        if len(unknown) > _MAX_KEYS_SHOWN:
+            shown += f" and {len(unknown) - _MAX_KEYS_SHOWN} more"
+        raise ConfigError(f"{path}: unknown key(s) {shown}; known: {known}")
     for key, value in given.items():
-        sub = f"{rel}.{key}" if rel else str(key)
+        sub = f"{rel}.{_key(key)}" if rel else _key(key)
         out[key] = _coerce(
             value, out.get(key, REQUIRED), hints.get(key), _join(path, key), sub, rules
         )
@@ -249,7 +402,17 @@ def _merge_mapping(
 
 
 def _join(path: str, key: Any) -> str:
-    return f"{path}.{key}" if path else str(key)
+    return f"{path}.{_key(key)}" if path else _key(key)
+
+
+#: Most unknown keys one message lists.
+_MAX_KEYS_SHOWN = 10
+
+
+def _key(key: Any) -> str:
+    """A key as a message shows it: a string as it is, anything else as its ``repr``; cut to
+    the quoting limit either way (a key comes from the user's file as much as a value)."""
+    return one_line(key, QUOTE_LIMIT) if isinstance(key, str) else quote(key)
 
 
 _SIMPLE = {bool: "bool", int: "int", float: "float", str: "str"}
@@ -308,8 +471,7 @@ _EXPECTED = {
 
 
 def _show(value: Any) -> str:
-    text = " ".join(repr(value).split())
-    return text if len(text) <= 60 else text[:57] + "..."
+    return quote(value)
 
 
 def _coerce(value: Any, default: Any, hint: Any, path: str, rel: str, rules: _Rules) -> Any:
@@ -376,14 +538,23 @@ def _number(value: Any) -> float | None:
         except ValueError:
             return None
     try:
-        return float(value) if isinstance(value, int | float) or hasattr(value, "dtype") else None
+        return _float(value) if isinstance(value, int | float) or hasattr(value, "dtype") else None
     except (TypeError, ValueError):
         return None
 
 
+def _float(value: Any) -> float:
+    """``float(value)``; an integer too large for a float (YAML reads ``0x`` and 400 hex
+    digits as one) is an infinity, so that it fails the checks rather than raise."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def _numbers(value: Any) -> list[float]:
     items = value if isinstance(value, list | tuple) else [value]
-    return [float(v) for v in items if isinstance(v, int | float) and not isinstance(v, bool)]
+    return [_float(v) for v in items if isinstance(v, int | float) and not isinstance(v, bool)]
 
 
 def _check_rules(value: Any, path: str, rel: str, rules: _Rules) -> None:

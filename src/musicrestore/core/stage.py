@@ -6,7 +6,10 @@ outputs through :func:`output_dir` so an interrupted stage never leaves a folder
 complete. :func:`main_guard` turns the errors a user can cause into one line on stderr and a
 non-zero exit instead of a traceback, and turns Ctrl-C and SIGTERM (what a scheduler or
 ``timeout`` sends) into exceptions, so every ``finally`` that removes a temporary file or folder
-runs before the process exits with the shell's usual code (130, 143).
+runs before the process exits with the shell's usual code (130, 143). Before that, while the
+script's modules import, :func:`musicrestore.exit_on_signals` (called at the top of every
+stage script) gives the same line and code; a full disk, a read-only file system or a
+quota is one line too (:func:`~musicrestore.core.errors.is_user_error`).
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
-from .audio import _umask
-from .errors import USER_ERRORS, StageError
+from .audio import _umask, temp_prefix
+from .config import load_yaml
+from .errors import CAUGHT_ERRORS, StageError, is_user_error, user_os_error
+from .errors import USER_ERRORS as USER_ERRORS  # re-exported: stage.USER_ERRORS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -96,7 +99,11 @@ def signals_deferred() -> Iterator[None]:
 
 def format_error(exc: BaseException) -> str:
     """One line for a user error; an ``OSError`` names its file first (``out.wav: Permission
-    denied``) rather than Python's ``[Errno 13] ...: 'out.wav'``."""
+    denied``) rather than Python's ``[Errno 13] ...: 'out.wav'``, and one of
+    :data:`~musicrestore.core.errors.OS_CAUSES` says its cause in those words (``out.wav:
+    read-only file system``)."""
+    if isinstance(exc, OSError) and (err := user_os_error(exc)) is not None:
+        exc = err
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         msg = f"{exc.filename}: {exc.strerror}"
     else:
@@ -105,16 +112,11 @@ def format_error(exc: BaseException) -> str:
 
 
 def load_params(path: str | os.PathLike[str] = "params.yaml", section: str | None = None) -> Any:
-    """Read ``params.yaml`` (or one top-level ``section`` of it)."""
+    """Read ``params.yaml`` (or one top-level ``section`` of it) through the one safe YAML
+    loader (:func:`musicrestore.core.config.load_yaml`: no anchors or aliases, bounded size
+    and depth); every problem is a :class:`StageError` of one line naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise StageError(f"{path}: params file not found")
-    try:
-        params = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise StageError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
-    except UnicodeDecodeError:
-        raise StageError(f"{path}: not a text file") from None
+    params = load_yaml(path, "params file") or {}
     if not isinstance(params, dict):
         raise StageError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
     if section is None:
@@ -130,29 +132,43 @@ def output_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     On failure the temporary folder is removed and whatever was at ``path`` stays as it was.
     A process killed outright (SIGKILL, power loss) cannot clean up: its hidden
-    ``.<name>.*.tmp`` folder is never taken for the output, and the next run for ``path``
-    removes it. One writer per output at a time, as DVC's lock guarantees.
+    ``.<name>.XXXXXXXX.tmp`` folder is never taken for the output, and the next run for
+    ``path`` removes it. One writer per output at a time, as DVC's lock guarantees. The
+    temporary names fit whatever name ``path`` has
+    (:func:`~musicrestore.core.audio.temp_prefix`); an ``OSError`` whose cause the user must
+    fix outside the program (a read-only file system, no space left, a quota) is a
+    :class:`~musicrestore.core.errors.StorageError` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if (err := user_os_error(exc)) is None:
+            raise
+        raise err from None
+    prefix = temp_prefix(path)
+    for stale in path.parent.glob(f"{glob.escape(prefix)}{'?' * 8}.tmp"):
         shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed (SIGKILL)
     tmp: Path | None = None
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder normal permissions
         with signals_deferred():  # never stop between moving the old output away and the swap
             if path.is_symlink() or path.is_file():
                 path.unlink()
             elif path.exists():
-                old = path.with_name(f".{path.name}.old")
+                old = path.with_name(f"{temp_prefix(path, room=3)}old")
                 shutil.rmtree(old, ignore_errors=True)
                 path.rename(old)
                 tmp.rename(path)
                 shutil.rmtree(old, ignore_errors=True)
                 return
             tmp.rename(path)
+    except OSError as exc:
+        if (err := user_os_error(exc, path)) is None:
+            raise
+        raise err from None
     finally:
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -166,8 +182,10 @@ def setup_logging() -> None:
 
 def main_guard(func: F) -> F:
     """Decorate a stage's ``main``: user errors (a :class:`StageError`, so also
-    :class:`musicrestore.core.config.ConfigError`) print ``error: <one line>`` and exit 1; Ctrl-C
-    exits 130 and SIGTERM 143, each with one line, after the temporary outputs are removed."""
+    :class:`musicrestore.core.config.ConfigError`, and an ``OSError`` such as a full disk or
+    a read-only file system: :func:`~musicrestore.core.errors.is_user_error`) print
+    ``error: <one line>`` and exit 1; Ctrl-C exits 130 and SIGTERM 143, each with one line,
+    after the temporary outputs are removed."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -175,7 +193,9 @@ def main_guard(func: F) -> F:
         try:
             with signals_as_exceptions():
                 return func(*args, **kwargs)
-        except USER_ERRORS as exc:
+        except CAUGHT_ERRORS as exc:
+            if not is_user_error(exc):
+                raise
             print(f"error: {format_error(exc)}", file=sys.stderr)
             raise SystemExit(1) from None
         except KeyboardInterrupt as exc:

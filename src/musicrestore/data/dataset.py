@@ -9,6 +9,7 @@ own folder; evaluation joins a variant's outputs with the references by id.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.audio import atomic_path
-from ..core.errors import ManifestError
+from ..core.config import parse_json
+from ..core.errors import QUOTE_LIMIT, ManifestError, StageError, one_line
+from ..core.paths import inside, plain_name
 
 MANIFEST = "manifest.jsonl"
 
@@ -69,22 +72,78 @@ def write_manifest(folder: str | os.PathLike[str], examples: Iterable[Example]) 
     return path
 
 
+#: Longest manifest line :func:`read_manifest` reads, in bytes (an example is well under
+#: 10 kB).
+MAX_LINE_BYTES = 2**20
+
+
 def read_manifest(folder: str | os.PathLike[str]) -> list[Example]:
-    """Read ``folder/manifest.jsonl``; raises ``FileNotFoundError`` with a one-line message."""
+    """Read ``folder/manifest.jsonl``; raises ``FileNotFoundError`` with a one-line message.
+
+    Each line is parsed with :func:`musicrestore.core.config.parse_json` (nested at most
+    :data:`~musicrestore.core.config.MAX_DEPTH` levels) and is at most
+    :data:`MAX_LINE_BYTES` long, so a broken or hostile manifest (one endless line, a
+    ``[[[[...`` a million deep) is a :class:`ManifestError` naming file and line, never a
+    traceback or a process that fills memory. Every name in it is checked once, here
+    (:func:`check_names`), so no reader ever opens or writes a path it leads outside.
+    """
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no dataset manifest (was the dataset stage run?)")
     examples = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
+    with open(path, "rb") as fh:
+        for number in itertools.count(1):
+            raw = fh.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                break
+            if len(raw) > MAX_LINE_BYTES:
+                raise ManifestError(
+                    f"{path}:{number}: longer than {MAX_LINE_BYTES} bytes; not a dataset example"
+                )
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ManifestError(f"{path}:{number}: not UTF-8 text") from None
             if not line.strip():
                 continue
             try:
-                examples.append(Example(**json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as exc:
+                examples.append(
+                    check_names(
+                        folder, Example(**parse_json(line, f"{path}:{number}")), f"{path}:{number}"
+                    )
+                )
+            except StageError as exc:
+                raise ManifestError(str(exc)) from None
+            except TypeError as exc:
                 problem = str(exc).splitlines()[0].replace("Example.__init__() ", "")
-                raise ManifestError(f"{path}:{number}: not a valid example ({problem})") from None
+                raise ManifestError(
+                    f"{path}:{number}: not a valid example ({one_line(problem, QUOTE_LIMIT)})"
+                ) from None
     return examples
+
+
+#: ``meta`` keys that hold a path relative to the dataset folder (the clean background of an
+#: MSR example, the clean reference of a simulated MusicGen clip).
+PATH_META = ("background", "reference")
+
+
+def check_names(folder: str | os.PathLike[str], ex: Example, where: str) -> Example:
+    """``ex`` when its names are safe (:mod:`musicrestore.core.paths`), else
+    :class:`~musicrestore.core.paths.UnsafePathError` naming ``where`` (file and line).
+
+    The id is a plain file name with room for ``.wav`` (every restorer writes
+    ``<out>/<id>.wav``); ``mixture``, ``target`` and the :data:`PATH_META` entries are
+    relative paths that stay inside ``folder``, symbolic links resolved.
+    """
+    plain_name(ex.id, f"{where}: id", room=len(".wav"))
+    inside(folder, ex.mixture, f"{where}: mixture")
+    if ex.target is not None and ex.target != "":
+        inside(folder, ex.target, f"{where}: target")
+    meta = ex.meta if isinstance(ex.meta, dict) else {}
+    for key in PATH_META:
+        if meta.get(key) is not None and meta.get(key) != "":
+            inside(folder, meta[key], f"{where}: meta.{key}")
+    return ex
 
 
 def iter_pairs(folder: str | os.PathLike[str]) -> Iterator[tuple[Example, Path, Path | None]]:

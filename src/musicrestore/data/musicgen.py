@@ -12,7 +12,7 @@ See docs/method.md#musicgen-samples.
   resampled to 32 kHz mono; a ``<clip>.txt`` beside a clip is taken as its prompt.
 - ``simulated`` (the offline default): 10-s excerpts of the test songs' full mixes passed
   through the MusicGen-like artifact chain (seed 000 §3,
-  :func:`musicrestore.degrade.build.make_musicgen_example`). They are NOT MusicGen output:
+  :func:`musicrestore.degrade.examples.make_musicgen_example`). They are NOT MusicGen output:
   ids start with ``sim_`` and ``meta["simulated"]`` is true, so no report can mistake them.
 
 Every source writes the dataset contract (:mod:`musicrestore.data.dataset`): ``<id>.wav`` plus
@@ -123,6 +123,11 @@ def fetch_musicgen(
 _FIXED = {"out_dir", "rawstems", "splits", "seed", "duration_s", "progress"}
 
 
+def _prompts_problem(value: Any) -> str | None:
+    ok = isinstance(value, list | tuple) and value and all(isinstance(p, str) for p in value)
+    return None if ok else "a non-empty list of prompts (strings)"
+
+
 #: Bounds of the ``musicgen.<source>`` blocks (keyword arguments of the source functions).
 _RULES: dict[str, Any] = {
     "ranges": {
@@ -131,6 +136,15 @@ _RULES: dict[str, Any] = {
         "batch_size": (1, None),
         "max_clips": (0, None),
     },
+    "choices": {"backend": ("transformers", "audiocraft")},
+    "checks": {"prompts": _prompts_problem},
+}
+
+#: Bounds of ``musicgen.generate.sampling`` (``generate()`` keywords; others pass through).
+_SAMPLING_RULES: dict[str, Any] = {
+    "ranges": {"sampling.top_k": (0, None), "sampling.guidance_scale": (0.0, None)},
+    "positive": ("sampling.temperature",),
+    "open_keys": ("sampling",),
 }
 
 
@@ -138,11 +152,71 @@ def _options(func: Any, block: Mapping[str, Any] | None, name: str) -> dict[str,
     """A source's params block as keywords of ``func``, through
     :func:`musicrestore.core.config.merge_kwargs`: unknown keys, wrong types and bad values fail
     in one line naming ``musicgen.<name>.<key>``."""
-    from ..core.config import device_problem, merge_kwargs
+    from ..core.config import device_problem, merge_kwargs, optional_str_problem
 
-    return merge_kwargs(
-        func, block, f"musicgen.{name}", skip=_FIXED, checks={"device": device_problem}, **_RULES
+    checks = {
+        **_RULES["checks"],
+        "device": device_problem,
+        **{key: optional_str_problem for key in ("cache_dir", "folder", "model")},  # or null
+    }
+    rules = {**_RULES, "checks": checks}
+    return merge_kwargs(func, block, f"musicgen.{name}", skip=_FIXED, **rules)
+
+
+#: The ``musicgen`` block: the source, what every source shares, and one block per source
+#: (each checked against its function's keywords by :func:`musicgen_settings`).
+MUSICGEN_DEFAULTS: dict[str, Any] = {
+    "source": "simulated",
+    "seed": 0,
+    "duration_s": 10.0,
+    "simulated": {},
+    "generate": {},
+    "local": {},
+}
+
+
+def musicgen_settings(block: Mapping[str, Any] | None, where: str = "musicgen") -> dict[str, Any]:
+    """The ``musicgen`` block through :func:`musicrestore.core.config.merge`, every source's
+    block included (as keywords of :func:`simulate_clips`, :func:`generate_clips` and
+    :func:`import_local`; ``simulated.chain`` against
+    :func:`musicrestore.degrade.chains.musicgen_config`; ``generate.sampling``'s known keys
+    typed): an unknown key, a wrong type or a value out of range is a one-line
+    :class:`~musicrestore.core.config.ConfigError` naming ``musicgen.<key>``. Returns the
+    block with each source's keywords converted (only the keys given)."""
+    from ..core.config import SEED_RANGE, ConfigError, merge
+    from ..degrade.chains import musicgen_config
+
+    settings: dict[str, Any] = merge(
+        MUSICGEN_DEFAULTS,
+        block,
+        where,
+        ranges={"seed": SEED_RANGE},
+        positive=("duration_s",),
+        choices={"source": SOURCES},
+        open_keys=("simulated", "generate", "local"),
     )
+    for name, func in (
+        ("simulated", simulate_clips),
+        ("generate", generate_clips),
+        ("local", import_local),
+    ):
+        settings[name] = _options(func, settings[name], name)
+    if settings["source"] == "local" and not settings["local"].get("folder"):
+        raise ConfigError(
+            f"{where}.local.folder: not set; the local source needs a folder of clips"
+        )
+    if (sampling := settings["generate"].get("sampling")) is not None:
+        merge(
+            {"sampling": DEFAULT_SAMPLING},
+            {"sampling": sampling},
+            f"{where}.generate",
+            **_SAMPLING_RULES,
+        )
+    try:
+        musicgen_config(settings["simulated"].get("chain"))
+    except ConfigError as exc:  # the chain names its block "degrade"
+        raise ConfigError(f"{where}.simulated.chain{str(exc).removeprefix('degrade')}") from None
+    return settings
 
 
 def _write_prompts(out_dir: Path, examples: Sequence[Example]) -> None:
@@ -431,7 +505,7 @@ def simulate_clips(
 
     Only songs in some target's test split are used (no song any model trains on). Each
     clip is a mono 32 kHz excerpt of a song's full mix, cropped where the song is active,
-    peak-normalised and degraded by :func:`musicrestore.degrade.build.make_musicgen_example`
+    peak-normalised and degraded by :func:`musicrestore.degrade.examples.make_musicgen_example`
     (seed 000 §3 artifacts). The clean excerpt is kept as ``clean/<id>.wav`` and named in
     ``meta["reference"]``; T3 is scored without it, but it lets a report check how much the
     non-intrusive metrics agree with an intrusive one.
@@ -450,7 +524,7 @@ def simulate_clips(
     """
     from tqdm import tqdm
 
-    from ..degrade.build import make_musicgen_example
+    from ..degrade.examples import make_musicgen_example
     from .stems import is_stand_in, load_mix
     from .taxonomy import read_splits, scan, test_songs
 

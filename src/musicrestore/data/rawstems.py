@@ -24,14 +24,17 @@ import fnmatch
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from ..core.audio import load_audio
+from ..core.config import ConfigError, merge, optional_str_problem, str_list_problem
 from ..core.errors import AudioError, LayoutError, StageError
 from .taxonomy import TAXONOMY, Song, scan, stem_from_relpath
 
@@ -39,6 +42,56 @@ log = logging.getLogger(__name__)
 
 HF_REPO = "yongyizang/RawStems"
 ACTIVE_DB = -40.0
+
+#: Where ``data.source`` can take RawStems from (the module docstring).
+SOURCES = ("embedded", "hf", "local")
+
+#: The ``data`` block of params.yaml: its keys, their types and defaults. ``embedded`` holds
+#: :func:`musicrestore.data.embedded.build_embedded`'s keywords, checked by
+#: :func:`musicrestore.data.embedded.build.embedded_config`; ``split`` the arguments of
+#: :func:`musicrestore.data.taxonomy.split_songs` (seed 004 §3: 10 songs or 10 %).
+DATA_DEFAULTS: dict[str, Any] = {
+    "source": "embedded",
+    "local_root": "",
+    "songs": [],
+    "groups": [],
+    "hf": {"repo": HF_REPO, "revision": None},
+    "embedded": {},
+    "split": {"min_test_songs": 10, "test_fraction": 0.1},
+}
+
+
+def _groups_problem(value: Any) -> str | None:
+    ok = isinstance(value, list) and all(isinstance(g, str) and g in TAXONOMY for g in value)
+    return None if ok else "a list of groups out of " + ", ".join(TAXONOMY)
+
+
+#: :func:`musicrestore.core.config.merge` rules of the ``data`` block.
+DATA_RULES: dict[str, Any] = {
+    "ranges": {
+        "split.min_test_songs": (0, None),
+        "split.test_fraction": (0.0, 1.0, "a fraction"),
+    },
+    "choices": {"source": SOURCES},
+    "checks": {
+        "songs": str_list_problem,
+        "groups": _groups_problem,
+        "hf.revision": optional_str_problem,
+    },
+    "open_keys": ("embedded",),
+}
+
+
+def data_settings(block: Mapping[str, Any] | None, where: str = "data") -> dict[str, Any]:
+    """The ``data`` block merged over :data:`DATA_DEFAULTS` by
+    :func:`musicrestore.core.config.merge` (an unknown key, a wrong type or a value outside
+    :data:`DATA_RULES` is a one-line :class:`~musicrestore.core.config.ConfigError` naming
+    ``data.<key>``); ``data.local_root`` must be set when ``data.source`` is ``local``.
+    ``embedded`` comes back as given: only the embedded build checks its keywords."""
+    settings: dict[str, Any] = merge(DATA_DEFAULTS, block, where, **DATA_RULES)
+    if settings["source"] == "local" and not settings["local_root"]:
+        raise ConfigError(f"{where}.local_root: got ''; expected a folder when source is local")
+    return settings
 
 
 def selection_patterns(

@@ -6,13 +6,14 @@ index) goes through here, so stems are summed, padded and resampled the same way
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..core.audio import load_audio
+from ..core.config import load_json
+from ..core.errors import StageError
 from .taxonomy import Song, Stem
 
 
@@ -23,8 +24,8 @@ def is_stand_in(root: str | os.PathLike[str]) -> bool:
     report can label results from the stand-in wherever they appear.
     """
     try:
-        return bool(json.loads((Path(root) / "dataset.json").read_text()).get("stand_in"))
-    except (OSError, ValueError, AttributeError):
+        return bool(load_json(Path(root) / "dataset.json", "dataset description").get("stand_in"))
+    except (OSError, StageError, AttributeError):
         return False
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..core.audio import AUDIO_SUFFIXES
 from ..core.errors import LayoutError
+from ..core.paths import UnsafePathError, plain_name
 
 #: First-level group -> its second-level codes (seed 004, Table 1).
 TAXONOMY: dict[str, tuple[str, ...]] = {
@@ -89,6 +90,10 @@ def stem_from_relpath(relpath: str | os.PathLike[str]) -> Stem:
     if len(parts) < 3:
         raise LayoutError(f"{relpath}: expected <Artist>|<Song>/<Group>/[<SubGroup>/]<file>")
     song, group = parts[0], parts[1]
+    try:  # a folder listing's name: one component, but still a plain name (no control chars)
+        plain_name(song, f"{relpath}: song folder")
+    except UnsafePathError as exc:
+        raise LayoutError(str(exc)) from None
     if SONG_SEP not in song:
         raise LayoutError(f"{relpath}: song folder {song!r} is not '<Artist>|<Song>'")
     if group not in TAXONOMY:
@@ -194,7 +199,11 @@ def write_splits(
 
 
 def read_splits(folder: str | os.PathLike[str]) -> dict[str, tuple[list[str], list[str]]]:
-    """Read what :func:`write_splits` wrote: ``{target: (train_songs, test_songs)}``."""
+    """Read what :func:`write_splits` wrote: ``{target: (train_songs, test_songs)}``.
+
+    Every song is a song folder's name (``Artist|Song``): a plain file name, checked here
+    (:func:`musicrestore.core.paths.plain_name`) before any reader joins it to a path; one
+    that is not is one line naming the file and line."""
     folder = Path(folder)
     if not folder.is_dir():
         raise LayoutError(f"{folder}: splits folder does not exist (run the fetch_rawstems stage)")
@@ -202,9 +211,14 @@ def read_splits(folder: str | os.PathLike[str]) -> dict[str, tuple[list[str], li
     for path in sorted(folder.glob("*_train.txt")):
         target = path.name[: -len("_train.txt")]
         test_path = folder / f"{target}_test.txt"
-        read = lambda p: [ln for ln in p.read_text().splitlines() if ln.strip()]  # noqa: E731
-        out[target] = (read(path), read(test_path) if test_path.exists() else [])
+        out[target] = (_read_songs(path), _read_songs(test_path) if test_path.exists() else [])
     return out
+
+
+def _read_songs(path: Path) -> list[str]:
+    """The non-blank lines of a splits file, each a plain song folder name."""
+    lines = path.read_text().splitlines()
+    return [plain_name(ln, f"{path}:{i}") for i, ln in enumerate(lines, 1) if ln.strip()]
 
 
 # Names starting with "test" would be collected by pytest wherever a test module imports them.

@@ -10,435 +10,70 @@
 Each output folder (``test/``, ``train/``) is a dataset of :mod:`musicrestore.data.dataset`:
 ``{id}_mixture.flac`` (degraded input), ``{id}_target.flac`` (clean reference) and
 ``manifest.jsonl`` with every effect and its params. The ``train/`` folders are the cached
-training source the trainers read; :func:`make_msr_example` and
-:func:`make_musicgen_example` are pure functions of (audio, seed, config), so a trainer can
-also generate examples on the fly with the same code.
+training source the trainers read.
+
+This module owns the orchestration only: which songs a split uses (the splits, or a clean
+folder: :func:`clean_folder_split`), which example goes to which song with which seed, and
+the checked keyword arguments of the builders (:func:`check_params`). The rest lives beside it:
+
+- :mod:`.examples`: the pure per-example functions (seeds, activity, the two examples);
+- :mod:`.tasks`: one song's chunk of examples read, made and written (a worker's unit);
+- :mod:`.pool`: the process pool that runs the tasks, and the sharding helpers;
+- :mod:`.stats`: each split's ``stats.json``.
 
 Determinism: example ``i`` of a split draws everything from its own seed,
 ``example_seed(seed, target, split, i)``, and goes to song ``i mod n_songs``; adding examples
 never changes earlier ones, and the output bytes do not depend on the number of workers
-(each worker runs torch single-threaded, as does the in-process path).
-
-Sharding: with ``shard=(i, n)`` a builder writes only the examples whose index is ``i`` mod
-``n`` (same ids, seeds and songs), so ``n`` machines can build one dataset;
-:mod:`musicrestore.degrade.merge` joins the shard folders into the folder a single build
-writes, byte for byte (README, "Team use").
+(:mod:`.pool`) or on sharding (``shard=(i, n)``; :mod:`musicrestore.degrade.merge` joins the
+shards, README, "Team use").
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
-import math
-import multiprocessing
 import os
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..core.audio import audio_info, load_audio, save_audio
-from ..core.errors import StageError
-from ..data.dataset import Example, write_manifest
-from ..data.stems import is_stand_in, load_mix, load_stem, pad_to, sum_waves
+from ..core.config import (
+    REQUIRED,
+    SEED_RANGE,
+    ConfigError,
+    as_mapping,
+    merge,
+    merge_kwargs,
+    optional_str_problem,
+    signature_defaults,
+)
+from ..core.errors import LayoutError, StageError
+from ..data.dataset import write_manifest
 from ..data.taxonomy import Song, parse_target, read_splits, scan, test_songs
-from .chains import (
-    MSRExample,
-    headroom_gain,
-    msr_config,
-    msr_example,
-    musicgen_config,
-    musicgen_like,
-    peak_gain,
+from .chains import msr_config, musicgen_config
+from .examples import example_seed
+from .pool import chunks, in_shard, parse_shard, record_shard, run_tasks, worker_count, worker_pool
+from .stats import split_stats, write_stats
+from .tasks import (
+    MSR_TASK_EXAMPLES,
+    MUSICGEN_TASK_EXAMPLES,
+    msr_offsets_task,
+    msr_song_task,
+    musicgen_song_task,
 )
 
 log = logging.getLogger(__name__)
 
-#: Segment start offsets are drawn on this grid (s).
-OFFSET_HOP_S = 0.1
-#: At most this many examples per worker task. An MSR task reads only its segments; a
-#: MusicGen-like task decodes its whole song once, so it takes more examples per task.
-MSR_TASK_EXAMPLES = 8
-MUSICGEN_TASK_EXAMPLES = 32
-#: Peak of the clean MusicGen-like crop before its artifacts (dBFS).
-MUSICGEN_CLEAN_PEAK_DBFS = -1.0
 
-
-# --------------------------------------------------------------------------------------
-# pure per-example functions
-
-
-def example_seed(seed: int, *keys: Any) -> int:
-    """A 63-bit seed from ``(seed, *keys)`` by SHA-256: independent across keys and stable
-    across Python versions and processes (unlike ``hash``)."""
-    text = "|".join(str(k) for k in (seed, *keys))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
-
-
-def energy_cumsum(wave: np.ndarray) -> np.ndarray:
-    """``cs[n] = Σ_{m<n} mean_c wave[c, m]²`` (float64, length T+1): any segment's mean
-    square in O(1)."""
-    power = np.mean(np.square(wave, dtype=np.float64), axis=0)
-    return np.concatenate([[0.0], np.cumsum(power)])
-
-
-def active_offsets(
-    cs: np.ndarray, length: int, sr: int, active_db: float = -40.0, hop_s: float = OFFSET_HOP_S
-) -> np.ndarray:
-    """Start samples (on a ``hop_s`` grid) of the ``length``-sample segments whose RMS is at
-    least ``active_db`` dBFS; ``cs`` from :func:`energy_cumsum`.
-
-    Seed 004 counts a stem's active playing time with a -40 dB RMS threshold; a segment
-    below it would be a (near-)silent target. A song shorter than ``length`` has the one
-    offset 0 (the segment is zero-padded and its RMS counts the padding).
-    """
-    total = len(cs) - 1
-    hop = max(1, int(round(hop_s * sr)))
-    starts = np.arange(0, max(total - length, 0) + 1, hop)
-    ends = np.minimum(starts + length, total)
-    mean_sq = (cs[ends] - cs[starts]) / length
-    with np.errstate(divide="ignore"):
-        level_db = 10.0 * np.log10(mean_sq)
-    return starts[level_db >= active_db]
-
-
-def _rms_db(wave: np.ndarray) -> float:
-    ms = float(np.mean(np.square(wave, dtype=np.float64)))
-    return 10.0 * math.log10(ms) if ms > 0 else -math.inf
-
-
-def segment_offset(offsets: Sequence[int] | np.ndarray, seed: int) -> int:
-    """The start sample an example with ``seed`` uses among ``offsets``.
-
-    Drawn from its own stream (``default_rng([seed, 1])``), apart from the degradation
-    draws (``default_rng(seed)``), so a worker can pick the offset first and then read just
-    that segment from disk: the example is the same as when cropped from the whole song.
-    """
-    if len(offsets) == 0:
-        raise ValueError("no active segment to choose from")
-    rng = np.random.default_rng([seed, 1])
-    return int(offsets[int(rng.integers(len(offsets)))])
-
-
-def make_msr_example(
-    target: np.ndarray,
-    background: np.ndarray,
-    sr: int,
-    length: int,
-    seed: int,
-    cfg: Mapping[str, Any] | None = None,
-    offsets: Sequence[int] | np.ndarray | None = None,
-    active_db: float = -40.0,
-) -> tuple[MSRExample, int]:
-    """One MSR example from a whole song: pick a segment where the target is active, degrade.
-
-    Args:
-        target: ``(C, T)`` the song's target mix (:func:`musicrestore.data.stems.load_target_and_background`).
-        background: ``(C, T)`` everything else.
-        sr: sample rate (Hz).
-        length: segment length in samples.
-        seed: the example's seed; the same seed gives the same example.
-        cfg: degradation config (:data:`.chains.MSR_DEFAULTS` overrides).
-        offsets: allowed start samples (:func:`active_offsets`); computed when ``None``.
-        active_db: activity threshold used when ``offsets`` is ``None``.
-
-    Returns:
-        ``(example, offset)``; raises ``ValueError`` if the target is never active.
-    """
-    if offsets is None:
-        offsets = active_offsets(energy_cumsum(target), length, sr, active_db)
-    offset = segment_offset(offsets, seed)
-    tgt = pad_to(target[:, offset : offset + length], length)
-    bg = pad_to(background[:, offset : offset + length], length)
-    return msr_example(tgt, bg, sr, np.random.default_rng(seed), cfg), offset
-
-
-def make_musicgen_example(
-    mix: np.ndarray,
-    sr: int,
-    seed: int,
-    cfg: Mapping[str, Any] | None = None,
-    length_s: float | Sequence[float] = 10.0,
-    active_db: float = -40.0,
-    cs: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]], dict[str, Any]]:
-    """One MusicGen-like pair from a whole mono mix: crop, normalise, degrade.
-
-    The crop length is ``length_s`` or, for a ``(lo, hi)`` pair, uniform in it (training
-    crops: 3-4 s, seed 000). The crop starts where the mix is active (above ``active_db``),
-    or at the loudest offset if it never is (``meta["active"]`` is then false); the clean crop
-    is peak-normalised to -1 dBFS, degraded, and both are scaled by the same headroom gain.
-
-    Returns:
-        ``(clean (1, L), degraded (1, L), effects, meta)``.
-    """
-    cfg = musicgen_config(cfg)
-    rng = np.random.default_rng(seed)
-    if isinstance(length_s, int | float):
-        dur_s = float(length_s)
-    else:
-        dur_s = float(rng.uniform(float(length_s[0]), float(length_s[1])))
-    length = int(round(dur_s * sr))
-    cs = energy_cumsum(mix) if cs is None else cs
-    offsets = active_offsets(cs, length, sr, active_db)
-    active = len(offsets) > 0
-    if not active:
-        offsets = active_offsets(cs, length, sr, -math.inf)
-        ends = np.minimum(offsets + length, len(cs) - 1)
-        offsets = offsets[[int(np.argmax(cs[ends] - cs[offsets]))]]
-    offset = int(offsets[int(rng.integers(len(offsets)))])
-    clean = pad_to(mix[:, offset : offset + length], length)
-    clean = (clean.astype(np.float64) * peak_gain(clean, MUSICGEN_CLEAN_PEAK_DBFS)).astype(
-        np.float32
-    )
-    degraded, effects = musicgen_like(clean, rng, cfg, sr=sr)
-    g = headroom_gain(clean, degraded, max_peak=float(cfg["max_peak"]))
-    meta = {
-        "offset_s": offset / sr,
-        "active": active,
-        "headroom_gain_db": 20.0 * math.log10(g),
-        "artifacts": "musicgen_like",
-    }
-    scale = lambda w: (w.astype(np.float64) * g).astype(np.float32)  # noqa: E731
-    return scale(clean), scale(degraded), effects, meta
-
-
-# --------------------------------------------------------------------------------------
-# workers
-
-
-def _worker_init() -> None:
-    """Pool workers run torch on one thread: the pool already uses every core, and the
-    result must not depend on the thread count."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def _executor(workers: int) -> Iterator[ProcessPoolExecutor | None]:
-    """One spawn-context process pool for a whole build (``None``: run in this process, on
-    one torch thread like the workers).
-
-    Spawn, not fork: a forked child of a process that already ran OpenMP (torch) can hang.
-    """
-    if workers <= 1:
-        with _single_thread():
-            yield None
-        return
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
-        yield pool
-
-
-def _run_tasks(
-    pool: ProcessPoolExecutor | None,
-    fn: Callable[..., Any],
-    tasks: list[dict[str, Any]],
-    desc: str,
-    units: list[int] | None = None,
-) -> list[Any]:
-    """``[fn(**t) for t in tasks]`` on ``pool`` (or in-process), with a tqdm bar counting
-    ``units`` (examples) per task; results in task order whatever order they finish in."""
-    from tqdm import tqdm
-
-    units = units if units is not None else [1] * len(tasks)
-    results: list[Any] = [None] * len(tasks)
-    with tqdm(total=sum(units), desc=desc, unit="ex", leave=False) as bar:
-        if pool is None:
-            for i, task in enumerate(tasks):
-                results[i] = fn(**task)
-                bar.update(units[i])
-            return results
-        futures = {pool.submit(fn, **task): i for i, task in enumerate(tasks)}
-        for fut in as_completed(futures):
-            i = futures[fut]
-            results[i] = fut.result()
-            bar.update(units[i])
-    return results
-
-
-def _chunks(jobs: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(jobs), size):
-        yield jobs[i : i + size]
-
-
-def _save_pair(
-    folder: Path, ex_id: str, mixture: np.ndarray, target: np.ndarray, sr: int, subtype: str | None
-) -> tuple[str, str]:
-    mix_name, tgt_name = f"{ex_id}_mixture.flac", f"{ex_id}_target.flac"
-    save_audio(folder / mix_name, mixture, sr, subtype=subtype)
-    save_audio(folder / tgt_name, target, sr, subtype=subtype)
-    return mix_name, tgt_name
-
-
-def _msr_offsets_task(
-    root: str, song: Song, target: str, sr: int, length: int, active_db: float
-) -> list[int]:
-    """Phase 1: the target's active segment starts in one song (loads the target stems only)."""
-    wave = sum_waves([load_stem(root, s, sr) for s in song.stems_of(target)])
-    return [int(o) for o in active_offsets(energy_cumsum(wave), length, sr, active_db)]
-
-
-def load_segment(
-    root: str | os.PathLike[str], song: Song, target: str, sr: int, offset: int, length: int
-) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """``(target, background, target_stems, background_stems)`` of one segment, stereo at
-    ``sr``: the same sums as :func:`musicrestore.data.stems.load_target_and_background` (room
-    microphones left out), but each stem file is read only from ``offset`` for ``length``
-    samples, so a 10-s example from a 4-minute song does not decode the whole song."""
-    chosen = {s.path for s in song.stems_of(target)}
-    tgt_stems = [s.path for s in song.stems if s.path in chosen]
-    bg_stems = [s.path for s in song.stems if s.path not in chosen and s.group != "MiscRoom"]
-
-    def read(paths: list[str]) -> np.ndarray:
-        waves = []
-        for rel in paths:
-            path = Path(root) / rel
-            file_sr, _, frames = audio_info(path)
-            if offset / sr * file_sr >= frames:  # a stem that ends before the segment starts
-                continue
-            wave, _ = load_audio(
-                path, sr=sr, channels=2, offset_s=offset / sr, duration_s=length / sr
-            )
-            waves.append(pad_to(wave, length))
-        return sum_waves(waves) if waves else np.zeros((2, length), np.float32)
-
-    return read(tgt_stems), read(bg_stems), tgt_stems, bg_stems
-
-
-def _msr_song_task(
-    root: str,
-    song: Song,
-    target: str,
-    sr: int,
-    length: int,
-    offsets: list[int],
-    jobs: list[tuple[str, int]],
-    cfg: dict[str, Any],
-    folder: str,
-    split: str,
-    subtype: str | None,
-) -> list[Example]:
-    """Phase 2: every example of ``jobs`` (``(id, seed)``) from one song, written to ``folder``."""
-    out = []
-    embedded = is_stand_in(root)
-    for ex_id, seed in jobs:
-        offset = segment_offset(offsets, seed)
-        tgt, bg, tgt_stems, bg_stems = load_segment(root, song, target, sr, offset, length)
-        ex = msr_example(tgt, bg, sr, np.random.default_rng(seed), cfg)
-        mix_name, tgt_name = _save_pair(Path(folder), ex_id, ex.mixture, ex.reference, sr, subtype)
-        meta = {
-            **ex.meta,
-            "split": split,
-            "offset_s": offset / sr,
-            "target_rms_db": _rms_db(tgt),
-            "target_stems": tgt_stems,
-            "background_stems": bg_stems,
-            "embedded": embedded,
-        }
-        out.append(
-            Example(
-                id=ex_id,
-                task="T2",
-                mixture=mix_name,
-                target=tgt_name,
-                sr=sr,
-                duration_s=length / sr,
-                song=song.name,
-                group=target,
-                effects=ex.effects,
-                seed=seed,
-                meta=meta,
-            )
+def _songs_by_name(root: str | os.PathLike[str], names: Sequence[str], what: str) -> list[Song]:
+    songs = {s.name: s for s in scan(root)}
+    missing = [n for n in names if n not in songs]
+    if missing:
+        raise StageError(
+            f"{root}: {len(missing)} {what} song(s) from the splits are missing, e.g. {missing[0]!r};"
+            " re-run the fetch stage or rebuild the splits"
         )
-    return out
-
-
-def _musicgen_song_task(
-    root: str,
-    song: Song | str,
-    sr: int,
-    length_s: float | list[float],
-    jobs: list[tuple[str, int]],
-    cfg: dict[str, Any],
-    folder: str,
-    split: str,
-    active_db: float,
-    subtype: str | None,
-) -> list[Example]:
-    if isinstance(song, str):  # a file of a clean-music folder (clean_dir)
-        mix, name, stand_in = load_audio(Path(root) / song, sr, channels=1)[0], song, False
-    else:
-        mix, name, stand_in = load_mix(root, song, sr, channels=1), song.name, is_stand_in(root)
-    cs = energy_cumsum(mix)
-    out = []
-    for ex_id, seed in jobs:
-        clean, degraded, effects, meta = make_musicgen_example(
-            mix, sr, seed, cfg, length_s, active_db, cs
-        )
-        mix_name, tgt_name = _save_pair(Path(folder), ex_id, degraded, clean, sr, subtype)
-        out.append(
-            Example(
-                id=ex_id,
-                task="T1",
-                mixture=mix_name,
-                target=tgt_name,
-                sr=sr,
-                duration_s=clean.shape[-1] / sr,
-                song=name,
-                group="mix",
-                effects=effects,
-                seed=seed,
-                meta={**meta, "split": split, "embedded": stand_in},
-            )
-        )
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# builders
-
-
-def effect_rates(examples: Sequence[Example]) -> dict[str, float]:
-    """Fraction of examples in which each ``stage/name`` effect fired (at least once)."""
-    counts: Counter[str] = Counter()
-    for ex in examples:
-        counts.update({f"{e['stage']}/{e['name']}" for e in ex.effects})
-    n = max(len(examples), 1)
-    return {k: counts[k] / n for k in sorted(counts)}
-
-
-def split_stats(examples: Sequence[Example], n_songs: int) -> dict[str, Any]:
-    """A split's entry of ``stats.json``; ``examples`` sorted by id (the manifest's order)."""
-    return {
-        "examples": len(examples),
-        "seconds": round(sum(ex.duration_s for ex in examples), 3),
-        "songs": n_songs,
-        "effect_rates": effect_rates(examples),
-    }
-
-
-def _split_stats(examples: Sequence[Example], songs: Sequence[Any]) -> dict[str, Any]:
-    return split_stats(examples, len(songs))
+    return [songs[n] for n in sorted(names)]
 
 
 def clean_folder_split(
@@ -468,44 +103,6 @@ def clean_folder_split(
     test = [f for i, f in enumerate(files) if i in test_idx]
     train = [f for i, f in enumerate(files) if i not in test_idx]
     return test, train
-
-
-def parse_shard(text: str | Sequence[int] | None) -> tuple[int, int] | None:
-    """``"i/n"`` (or ``(i, n)``) -> ``(i, n)`` with ``0 <= i < n``; ``None`` stays ``None``.
-    Anything else is a one-line :class:`~musicrestore.core.stage.StageError`."""
-    if text is None:
-        return None
-    try:
-        i, n = (int(x) for x in (text.split("/") if isinstance(text, str) else text))
-    except ValueError:
-        raise StageError(f"shard {text!r}: expected i/n, e.g. 0/4") from None
-    if not 0 <= i < n:
-        raise StageError(f"shard {text!r}: need 0 <= i < n")
-    return i, n
-
-
-def _in_shard(i: int, shard: tuple[int, int] | None) -> bool:
-    return shard is None or i % shard[1] == shard[0]
-
-
-def _shard_stats(stats: dict[str, Any], shard: tuple[int, int] | None) -> None:
-    if shard is not None:  # merge.py checks that the shards of one build are complete
-        stats["shard"] = {"index": shard[0], "count": shard[1]}
-
-
-def _workers(workers: int | None) -> int:
-    return max(1, int(workers if workers is not None else (os.cpu_count() or 1)))
-
-
-def _songs_by_name(root: str | os.PathLike[str], names: Sequence[str], what: str) -> list[Song]:
-    songs = {s.name: s for s in scan(root)}
-    missing = [n for n in names if n not in songs]
-    if missing:
-        raise StageError(
-            f"{root}: {len(missing)} {what} song(s) from the splits are missing, e.g. {missing[0]!r};"
-            " re-run the fetch stage or rebuild the splits"
-        )
-    return [songs[n] for n in sorted(names)]
 
 
 def build_msr(
@@ -566,15 +163,15 @@ def build_msr(
         )
     train_names, test_names = splits[target]
     root = str(rawstems_root)
-    nproc = _workers(workers)
+    nproc = worker_count(workers)
     split_dirs = (
         {k: Path(v) for k, v in out_dir.items()}
         if isinstance(out_dir, Mapping)
         else {split: Path(out_dir) / split for split in ("test", "train")}
     )
     stats: dict[str, Any] = {"target": target, "sr": sr, "seed": seed}
-    _shard_stats(stats, shard)
-    with _executor(nproc) as pool:
+    record_shard(stats, shard)
+    with worker_pool(nproc) as pool:
         for split, names, n, seg_s in (
             ("test", test_names, n_test, segment_s),
             ("train", train_names, n_train, train_segment_s or segment_s),
@@ -587,9 +184,9 @@ def build_msr(
                 raise StageError(
                     f"{splits_dir}: no {split} songs for {target}; set n_{split} to 0 or add songs"
                 )
-            offsets = _run_tasks(
+            offsets = run_tasks(
                 pool,
-                _msr_offsets_task,
+                msr_offsets_task,
                 [
                     dict(
                         root=root, song=s, target=target, sr=sr, length=length, active_db=active_db
@@ -613,7 +210,7 @@ def build_msr(
                 )
             per_song: dict[int, list[tuple[str, int]]] = {}
             for i in range(n):
-                if not _in_shard(i, shard):
+                if not in_shard(i, shard):
                     continue
                 per_song.setdefault(i % len(usable), []).append(
                     (f"{target}_{split}_{i:05d}", example_seed(seed, target, split, i))
@@ -621,21 +218,21 @@ def build_msr(
             tasks, units = [], []
             for k, jobs in sorted(per_song.items()):
                 song, song_offsets = usable[k]
-                for chunk in _chunks(jobs, MSR_TASK_EXAMPLES):
+                for chunk in chunks(jobs, MSR_TASK_EXAMPLES):
                     tasks.append(
                         dict(root=root, song=song, target=target, sr=sr, length=length, offsets=song_offsets,
                              jobs=chunk, cfg=config, folder=str(folder), split=split, subtype=subtype)
                     )  # fmt: skip
                     units.append(len(chunk))
-            results = _run_tasks(pool, _msr_song_task, tasks, f"{target} {split}", units)
+            results = run_tasks(pool, msr_song_task, tasks, f"{target} {split}", units)
             examples = sorted((ex for chunk in results for ex in chunk), key=lambda ex: ex.id)
             write_manifest(folder, examples)
-            stats[split] = _split_stats(examples, [s.name for s, _ in usable])
+            stats[split] = split_stats(examples, len(usable))
     stats["build_time_s"] = round(time.perf_counter() - start, 3)
     stats["workers"] = nproc
     for split, folder in split_dirs.items():
         other = "train" if split == "test" else "test"
-        _write_stats(folder, {k: v for k, v in stats.items() if k != other})
+        write_stats(folder, {k: v for k, v in stats.items() if k != other})
     return stats
 
 
@@ -678,7 +275,7 @@ def build_musicgen_like(
     start = time.perf_counter()
     shard = parse_shard(shard)
     config = musicgen_config(cfg)
-    nproc = _workers(workers)
+    nproc = worker_count(workers)
     out_dir = Path(out_dir)
     test_list: list[Song] | list[str]
     train_list: list[Song] | list[str]
@@ -693,8 +290,8 @@ def build_musicgen_like(
     stats: dict[str, Any] = {"sr": sr, "seed": seed}
     if clean_dir is not None:  # the folder's name only: no absolute path in a DVC output
         stats["clean_dir"] = Path(clean_dir).name
-    _shard_stats(stats, shard)
-    with _executor(nproc) as pool:
+    record_shard(stats, shard)
+    with worker_pool(nproc) as pool:
         for split, songs, n, length_s in (
             ("test", test_list, n_test, float(test_s)),
             ("train", train_list, n_train, [float(x) for x in train_crop_s]),
@@ -707,38 +304,28 @@ def build_musicgen_like(
                 )
             per_song: dict[int, list[tuple[str, int]]] = {}
             for i in range(n):
-                if not _in_shard(i, shard):
+                if not in_shard(i, shard):
                     continue
                 per_song.setdefault(i % len(songs), []).append(
                     (f"mgl_{split}_{i:05d}", example_seed(seed, "musicgen_like", split, i))
                 )
             tasks, units = [], []
             for k, jobs in sorted(per_song.items()):
-                for chunk in _chunks(jobs, MUSICGEN_TASK_EXAMPLES):
+                for chunk in chunks(jobs, MUSICGEN_TASK_EXAMPLES):
                     tasks.append(
                         dict(root=root, song=songs[k], sr=sr, length_s=length_s, jobs=chunk, cfg=config,
                              folder=str(folder), split=split, active_db=active_db, subtype=subtype)
                     )  # fmt: skip
                     units.append(len(chunk))
-            results = _run_tasks(pool, _musicgen_song_task, tasks, f"musicgen_like {split}", units)
+            results = run_tasks(pool, musicgen_song_task, tasks, f"musicgen_like {split}", units)
             examples = sorted((ex for chunk in results for ex in chunk), key=lambda ex: ex.id)
             write_manifest(folder, examples)
-            stats[split] = _split_stats(examples, songs)
+            stats[split] = split_stats(examples, len(songs))
             stats[split]["inactive"] = sum(1 for ex in examples if not ex.meta["active"])
     stats["build_time_s"] = round(time.perf_counter() - start, 3)
     stats["workers"] = nproc
-    _write_stats(out_dir, stats)
+    write_stats(out_dir, stats)
     return stats
-
-
-def _write_stats(out_dir: Path, stats: Mapping[str, Any]) -> None:
-    """Write ``stats.json`` without the run-dependent keys (time, workers): the same seed must
-    give byte-identical outputs, or DVC would see a changed folder after every re-run."""
-    from ..core.audio import atomic_path
-
-    stable = {k: v for k, v in stats.items() if k not in ("build_time_s", "workers")}
-    with atomic_path(out_dir / "stats.json") as tmp:
-        tmp.write_text(json.dumps(stable, indent=2, sort_keys=True) + "\n")
 
 
 #: Bounds of the ``msr`` / ``musicgen_like`` blocks (keyword arguments of the builders).
@@ -747,20 +334,71 @@ BUILD_RULES: dict[str, Any] = {
         "n_test": (0, None),
         "n_train": (0, None),
         "workers": (1, None),
-        "sr": (1000, 384000),
-        "active_db": (None, 0.0, "a level in dBFS"),
+        "sr": (1000, 384000, "a sample rate in Hz"),
+        "active_db": (-200.0, 0.0, "a level in dBFS"),
         "clean_test_fraction": (0.0, 1.0),
+        "seed": SEED_RANGE,
     },
     "positive": ("segment_s", "train_segment_s", "test_s", "train_crop_s"),
     "pairs": ("train_crop_s",),
+    "choices": {"subtype": ("PCM_16", "PCM_24", "PCM_S8")},  # FLAC's sample formats
+    "checks": {"clean_dir": optional_str_problem},
 }
+
+#: Builder arguments the stage passes itself (paths, the shard, the chain config, which the
+#: block holds as ``degrade``); a params block may not set them.
+STAGE_ARGS = ("shard", "cfg", "rawstems_root", "splits_dir", "target", "out_dir")
 
 
 def check_params(fn: Callable[..., Any], params: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Check ``params`` as keyword arguments of ``fn`` (:func:`musicrestore.core.config.merge_kwargs`):
-    a key ``fn`` does not take, a wrong type or a value outside :data:`BUILD_RULES` is a
-    one-line :class:`~musicrestore.core.config.ConfigError`, so a typo in ``params.yaml`` fails
-    loudly instead of falling back to a default. Returns the given keys, converted."""
-    from ..core import config
+    a key ``fn`` does not take (or one the stage passes itself, :data:`STAGE_ARGS`), a wrong
+    type or a value outside :data:`BUILD_RULES` is a one-line
+    :class:`~musicrestore.core.config.ConfigError`, so a typo in ``params.yaml`` fails loudly
+    instead of falling back to a default. Returns the given keys, converted."""
+    return merge_kwargs(fn, params, where, skip=STAGE_ARGS, **BUILD_RULES)
 
-    return config.merge_kwargs(fn, params, where, skip=("shard",), **BUILD_RULES)
+
+def _targets_problem(value: Any) -> str | None:
+    """``None`` for a list of target names :func:`musicrestore.data.taxonomy.parse_target` takes."""
+    try:
+        if isinstance(value, list) and all(isinstance(t, str) for t in value):
+            for target in value:
+                parse_target(target)
+            return None
+    except LayoutError:
+        pass
+    return "a list of targets (Voc, Rhy, ..., Gtr_AG, Gtr_EG)"
+
+
+#: The builder and the chain config of each block :func:`block_settings` reads.
+_BUILDERS: dict[str, tuple[Callable[..., Any], Callable[[Any], dict[str, Any]]]] = {
+    "msr": (build_msr, msr_config),
+    "musicgen_like": (build_musicgen_like, musicgen_config),
+}
+
+
+def block_settings(block: Mapping[str, Any] | None, seed: int, where: str) -> dict[str, Any]:
+    """A builder's whole params block (``msr`` or ``musicgen_like``, named by ``where``),
+    checked before any work: ``{"kwargs": the builder's keywords, converted, with ``seed``
+    defaulting to the pipeline's; "cfg": the ``degrade`` overrides as given (the builder
+    merges them itself); "degrade": the full chain config (:func:`.chains.msr_config` or
+    :func:`.chains.musicgen_config`)}``. ``msr.targets`` (read by ``dvc.yaml``'s ``foreach``)
+    must be a list of targets. Every problem is a one-line
+    :class:`~musicrestore.core.config.ConfigError` naming ``<where>.<key>``."""
+    fn, chain = _BUILDERS[where]
+    given = dict(as_mapping(block, where))
+    if where == "msr" and "targets" in given:
+        targets = {"targets": given.pop("targets")}
+        merge({"targets": []}, targets, where, checks={"targets": _targets_problem})
+    cfg = given.pop("degrade", None)
+    kwargs = check_params(fn, given, where)
+    kwargs.setdefault("seed", seed)
+    required = signature_defaults(fn, STAGE_ARGS)[0]
+    if missing := [k for k, v in required.items() if v is REQUIRED and k not in kwargs]:
+        raise ConfigError(f"{where}: missing required key(s) {', '.join(missing)}")
+    try:
+        degrade = chain(cfg)
+    except ConfigError as exc:  # the chain names its block "degrade": give the full path
+        raise ConfigError(f"{where}.{exc}") from None
+    return {"kwargs": kwargs, "cfg": cfg, "degrade": degrade}

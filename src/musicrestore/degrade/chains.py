@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -137,6 +137,10 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+#: Sample peak (dBFS) a clean T1 input is normalised to before the MusicGen-like chain.
+MUSICGEN_CLEAN_PEAK_DBFS = -1.0
+
+
 def peak_gain(wave: np.ndarray, peak_dbfs: float) -> float:
     """Gain that brings ``wave``'s sample peak to ``peak_dbfs``; 1 for silence."""
     peak = float(np.max(np.abs(wave))) if wave.size else 0.0
@@ -151,6 +155,34 @@ def headroom_gain(*waves: np.ndarray, max_peak: float = 0.999) -> float:
 
 def _scaled(wave: np.ndarray, g: float) -> np.ndarray:
     return (wave.astype(np.float64) * g).astype(np.float32)
+
+
+class Degraded(NamedTuple):
+    """A clean input and its degraded version at one common level (float32 ``(C, T)``)."""
+
+    clean: np.ndarray  # the clean input, peak-normalised, then scaled by the headroom gain
+    degraded: np.ndarray  # the chain's output, scaled by the same headroom gain
+    effects: list[dict[str, Any]]  # every effect that fired, in order
+    input_gain: float  # the peak-normalising gain applied to the input (linear)
+    headroom_gain: float  # the common gain (<= 1) that keeps both peaks under ``max_peak``
+
+
+def normalise_and_degrade(
+    clean: np.ndarray,
+    chain: Callable[[np.ndarray], tuple[np.ndarray, list[dict[str, Any]]]],
+    peak_dbfs: float,
+    max_peak: float,
+) -> Degraded:
+    """The one recipe every clean/degraded pair is made with (the T1 builder, the training
+    data on the fly, the app): peak-normalise the clean input to ``peak_dbfs``, run
+    ``chain(clean) -> (degraded, effects)``, then scale both by the same headroom gain so
+    neither clips (:func:`headroom_gain`). Gains are applied in float64, the results are
+    float32, so every caller gets the same bytes from the same input and draws."""
+    g_in = peak_gain(clean, peak_dbfs)
+    clean = _scaled(clean, g_in)
+    degraded, effects = chain(clean)
+    g = headroom_gain(clean, degraded, max_peak=max_peak)
+    return Degraded(_scaled(clean, g), _scaled(degraded, g), effects, g_in, g)
 
 
 class MSRExample(NamedTuple):

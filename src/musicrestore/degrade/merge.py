@@ -10,7 +10,7 @@ which shard it is. :func:`merge_shards` puts the shards back together:
   ``test/`` and ``train/`` subfolders, as ``build_musicgen_like`` does) gets the union of
   the shards' audio files and one manifest sorted by id, as the builder sorts it;
 - every ``stats.json`` is recomputed from the merged manifests
-  (:func:`musicrestore.degrade.build.split_stats`), without the ``shard`` entry.
+  (:func:`musicrestore.degrade.stats.split_stats`), without the ``shard`` entry.
 
 The result equals the single-machine build byte for byte (tested). The merge refuses shards
 of different builds (other seed, target, rate or shard count), a missing or repeated shard,
@@ -35,8 +35,8 @@ from typing import Any
 
 from ..core.errors import StageError
 from ..core.stage import main_guard, output_dir
-from ..data.dataset import MANIFEST, Example
-from .build import _write_stats, split_stats
+from ..data.dataset import MANIFEST, Example, read_manifest
+from .stats import split_stats, write_stats
 
 STATS = "stats.json"
 SPLITS = ("test", "train")
@@ -98,6 +98,7 @@ def _merge_dataset(out: Path, sources: Sequence[Path]) -> list[Example]:
     out.mkdir(parents=True, exist_ok=True)
     lines: dict[str, str] = {}
     for folder in sources:
+        read_manifest(folder)  # every id and path checked (core.paths) before anything moves
         for path in sorted(folder.iterdir()):
             if path.is_file() and path.name not in (MANIFEST, STATS):
                 _place(path, out / path.name)
@@ -151,7 +152,7 @@ def merge_shards(
         if "inactive" in result[split]:
             entry["inactive"] = sum(1 for ex in examples if not ex.meta.get("active", True))
         result[split] = entry
-    _write_stats(out, result)
+    write_stats(out, result)
     return result
 
 

@@ -42,7 +42,9 @@ from typing import Any
 import numpy as np
 
 from ..core.audio import audio_info, fit_length, load_audio, set_channels
+from ..core.config import merge
 from ..core.errors import AudioError, StageError
+from ..core.paths import plain_name
 from ..data.dataset import Example, read_manifest
 from . import metrics as M
 
@@ -90,6 +92,37 @@ class EvalConfig:
             M.applicable(True, self.metrics or None)
         except ValueError as exc:
             raise StageError(f"evaluate.metrics: {exc}") from None
+
+
+def _metrics_problem(value: Any) -> str | None:
+    """``None`` when every item names a metric of :data:`musicrestore.evaluation.metrics.ALL_METRICS`."""
+    if all(isinstance(name, str) and name in M.ALL_METRICS for name in value):
+        return None
+    return "a list of " + ", ".join(M.ALL_METRICS)
+
+
+#: What the ``evaluate`` block may hold beyond the types of :class:`EvalConfig`'s defaults,
+#: as :func:`musicrestore.core.config.merge` rules (:func:`eval_config`).
+EVAL_RULES: dict[str, Any] = {
+    "ranges": {
+        "workers": (0, None),
+        "length_tolerance_s": (0.0, None),
+        "silent_ref_dbfs": (-200.0, 0.0, "a level in dBFS"),
+    },
+    "positive": ("segment_s", "min_segment_s"),
+    "checks": {
+        "confidence": lambda v: None if 0 < v < 1 else "a level in (0, 1)",
+        "metrics": _metrics_problem,
+    },
+}
+
+
+def eval_config(section: Mapping[str, Any] | None) -> EvalConfig:
+    """:class:`EvalConfig` from the ``evaluate`` params block through
+    :func:`musicrestore.core.config.merge`: an unknown key, a wrong type
+    (``segment_s: abc``) or a value out of range (``workers: -1``) is a one-line
+    :class:`~musicrestore.core.config.ConfigError` naming ``evaluate.<key>``."""
+    return merge(EvalConfig, section, "evaluate", **EVAL_RULES)  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------------------
@@ -249,21 +282,19 @@ def score_testset(
         raise StageError(f"{testset_dir}: the manifest lists no examples")
     fx = effect_types(examples)
     jobs = []
-    missing = [
-        restored_dir / f"{ex.id}.wav"
-        for ex in examples
-        if not (restored_dir / f"{ex.id}.wav").is_file()
-    ]
+    # read_manifest checked every id (core.paths); checked again where it becomes a path
+    outputs = [restored_dir / plain_name(f"{ex.id}.wav", f"{testset_dir}: id") for ex in examples]
+    missing = [path for path in outputs if not path.is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise StageError(f"{missing[0]}: restored output missing{more}; re-run the restore stage")
-    for ex in examples:
+    for ex, restored in zip(examples, outputs, strict=True):
         jobs.append(
             _Job(
                 example=asdict(ex),
                 mixture=str(testset_dir / ex.mixture),
                 target=str(testset_dir / ex.target) if ex.target else None,
-                restored=str(restored_dir / f"{ex.id}.wav"),
+                restored=str(restored),
                 config=asdict(config),
                 effect_names=fx,
             )

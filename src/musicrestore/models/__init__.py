@@ -16,17 +16,40 @@ Their long-signal inference is in :mod:`musicrestore.models.inference`.
 
 from __future__ import annotations
 
-from torch import nn
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .uformer import UFormer
-from .unet_mask import UNetMask
-from .wavenet import WaveNetDenoiser
+if TYPE_CHECKING:
+    from torch import nn
 
-#: ``arch`` name (as stored in checkpoints) -> network class.
-ARCHITECTURES: dict[str, type[nn.Module]] = {
-    "unet_mask": UNetMask,
-    "wavenet": WaveNetDenoiser,
-    "uformer": UFormer,
+    from .uformer import UFormer
+    from .unet_mask import UNetMask
+    from .wavenet import WaveNetDenoiser
+
+#: Class name -> (module, ``arch`` name as stored in checkpoints).
+_CLASSES = {
+    "UNetMask": (".unet_mask", "unet_mask"),
+    "WaveNetDenoiser": (".wavenet", "wavenet"),
+    "UFormer": (".uformer", "uformer"),
 }
+
+
+def __getattr__(name: str) -> Any:
+    """The networks and ``ARCHITECTURES`` load on first use, so that importing
+    :mod:`.checkpoint` or :mod:`.inference` does not import every architecture (and a DVC
+    stage that reads one model does not depend on the others' code)."""
+    if name in _CLASSES:
+        module, _ = _CLASSES[name]
+        return getattr(importlib.import_module(module, __name__), name)
+    if name == "ARCHITECTURES":
+        #: ``arch`` name (as stored in checkpoints) -> network class; built once, so tests
+        #: may register an extra architecture in it.
+        registry: dict[str, type[nn.Module]] = {
+            arch: __getattr__(cls) for cls, (_, arch) in _CLASSES.items()
+        }
+        globals()["ARCHITECTURES"] = registry
+        return registry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ARCHITECTURES", "UFormer", "UNetMask", "WaveNetDenoiser"]

@@ -34,7 +34,8 @@ from typing import Any
 
 from .. import __version__
 from ..core.audio import atomic_path
-from ..core.errors import StageError
+from ..core.config import load_json
+from ..core.errors import StageError, one_line
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -129,10 +130,10 @@ def read_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(folder) / CONFIG_FILE
     if not path.is_file():
         raise CheckpointError(f"{path}: no model config (is {folder} a training stage output?)")
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: unreadable ({' '.join(str(exc).split())})") from None
+    try:  # bounded in size and depth: a checkpoint folder may come from anyone
+        config = load_json(path, "model config")
+    except (OSError, StageError) as exc:
+        raise CheckpointError(f"unreadable model config: {one_line(str(exc))}") from None
     if not isinstance(config, dict) or (missing := [k for k in CONFIG_KEYS if k not in config]):
         what = f"missing {', '.join(missing)}" if isinstance(config, dict) else "not a mapping"
         raise CheckpointError(f"{path}: not a model config ({what})")

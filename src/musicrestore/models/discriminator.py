@@ -15,9 +15,15 @@ shrink where a layer gets too narrow for them). On seed 004's 10-s stereo segmen
 far more than the U-Former itself (one adversarial step at batch 1 takes about 5× the time
 of an L1 step on a CPU). The discriminator is a training
 aid only: it lives in the engine's ``last.ckpt`` and never in an inference checkpoint.
+
+A preset picks its discriminator by name (``gan.discriminator``, a key of
+:data:`DISCRIMINATORS`; ``msd``, this one, by default), so another adversary (HiFi-GAN's
+multi-period discriminator, a multi-resolution STFT one) is one class and one registry line.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -96,3 +102,22 @@ class MultiScaleDiscriminator(nn.Module):
             logits.append(out)
             features.append(feats)
         return logits, features
+
+
+#: Discriminators by the name ``gan.discriminator`` gives them. Each class takes
+#: ``(scales, width)`` and returns ``(logits, features)`` per sub-discriminator, as
+#: :class:`MultiScaleDiscriminator` does (what :mod:`musicrestore.train.losses` expects).
+DISCRIMINATORS: dict[str, type[nn.Module]] = {"msd": MultiScaleDiscriminator}
+#: The discriminator of seed 004 (HiFi-GAN's multi-scale one), when a preset names none.
+DEFAULT_DISCRIMINATOR = "msd"
+
+
+def build_discriminator(name: str = DEFAULT_DISCRIMINATOR, **kwargs: Any) -> nn.Module:
+    """``DISCRIMINATORS[name](**kwargs)``; an unknown name is a one-line ConfigError."""
+    if name not in DISCRIMINATORS:
+        from ..core.config import ConfigError
+
+        raise ConfigError(
+            f"gan.discriminator: got {name!r}; expected one of {', '.join(DISCRIMINATORS)}"
+        )
+    return DISCRIMINATORS[name](**kwargs)

@@ -1,14 +1,15 @@
 """Seamless long-signal inference for the learned networks (seed 000 §3, "Seamless
 inference" and "Overlap inference"; docs/method.md#unet-mask, docs/method.md#wavenet).
 
-Both functions cut a ``(C, T)`` wave into equal-length regions that overlap their
-neighbours, run each region **with extra context on both sides** (cropped afterwards),
-weight each cropped region with a window whose ramps are complementary Hann halves
-(``sin²`` up, ``cos²`` down, so neighbouring windows sum to exactly one), divide the
-overlap-added result by the overlap-added windows (energy normalisation: no gain bump
-wherever the windows' sum would deviate from one by rounding) and return ``(C, T)``.
-Regions are processed in batches under :func:`torch.inference_mode`; the network should
-be in eval mode. A signal that fits in one region is processed whole, without padding.
+Both functions only choose the regions; the work is done by the package's one chunked
+engine, :func:`musicrestore.core.chunks.run_chunks`: it cuts a ``(C, T)`` wave into
+equal-length regions that overlap their neighbours, runs each region **with extra context
+on both sides** (zeros beyond the signal, cropped afterwards), weights each cropped region
+with complementary Hann fades (``sin²`` up, ``cos²`` down) and divides the overlap-added
+result by the overlap-added weights (``normalise=True``, energy normalisation: no gain
+bump wherever the weights' sum deviates from one by rounding). Here the regions are run in
+batches under :func:`torch.inference_mode`; the network should be in eval mode. A signal
+that fits in one region is processed whole, without padding.
 
 - :func:`unet_ola` (seed 000's U-Net path): hop-aligned chunks of ``chunk_s`` with
   ``context_s`` of context, cross-faded over ``fade_s``. Chunk starts sit on the network's
@@ -24,12 +25,13 @@ be in eval mode. A signal that fits in one region is processed whole, without pa
 
 from __future__ import annotations
 
-import math
 from typing import cast
 
 import numpy as np
 import torch
 from torch import nn
+
+from ..core.chunks import plan_chunks, run_chunks
 
 
 def unet_ola(
@@ -64,15 +66,10 @@ def unet_ola(
     context = _round_up(round(context_s * sr), align)
     fade = round((context_s if fade_s is None else fade_s) * sr)
     fade = min(fade, 2 * context, core) // 2 * 2  # even: centred on the border
-    return _overlap_add(
-        net,
-        wave,
-        first=-fade // 2,
-        step=core,
-        overlap=fade,
-        context=context - fade // 2,  # the processed window starts on the grid: k·core - context
-        batch_size=batch_size,
-    )
+    # regions core + fade long, one every core, the first fade centred on the first border
+    chunks = plan_chunks(wave.shape[-1], core + fade, fade, first=-(fade // 2), even=False)
+    # the processed window of region k starts on the grid: k·core - context
+    return _run(net, wave, chunks, context - fade // 2, batch_size)
 
 
 def wavenet_chunks(
@@ -100,17 +97,9 @@ def wavenet_chunks(
     if not 0.0 <= overlap <= 0.5:
         raise ValueError(f"overlap must be a fraction in [0, 0.5], got {overlap}")
     rf = int(cast(int, net.receptive_field))
-    chunk = min(max(4 * rf, round(min_chunk_s * sr)), wave.shape[-1])
-    n_overlap = round(overlap * chunk)
-    return _overlap_add(
-        net,
-        wave,
-        first=0,
-        step=max(1, chunk - n_overlap),
-        overlap=n_overlap,
-        context=rf // 2,  # every kept sample sees its whole receptive field
-        batch_size=batch_size,
-    )
+    chunk = max(1, min(max(4 * rf, round(min_chunk_s * sr)), wave.shape[-1]))
+    chunks = plan_chunks(wave.shape[-1], chunk, round(overlap * chunk), even=False)
+    return _run(net, wave, chunks, rf // 2, batch_size)  # each kept sample sees its whole field
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -120,68 +109,42 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def _ramp(n: int) -> np.ndarray:
-    """Hann half-window rising over ``n`` samples (``sin²``); ``1 - ramp`` is its mirror."""
-    return (np.sin(0.5 * np.pi * (np.arange(n) + 0.5) / n) ** 2).astype(np.float32)
-
-
-def _window(length: int, overlap: int, rise: bool, fall: bool) -> np.ndarray:
-    """Weights ``(length,)`` of one region: Hann ramps over its first / last ``overlap``
-    samples where it meets a neighbour, one elsewhere."""
-    w = np.ones(length, np.float32)
-    if overlap:
-        if rise:
-            w[:overlap] = _ramp(overlap)
-        if fall:
-            w[-overlap:] = _ramp(overlap)[::-1]
-    return w
-
-
-def _overlap_add(
+def _run(
     net: nn.Module,
     wave: np.ndarray,
-    *,
-    first: int,
-    step: int,
-    overlap: int,
+    chunks: list[tuple[int, int]],
     context: int,
     batch_size: int,
 ) -> np.ndarray:
-    """Regions ``[first + k·step, first + k·step + step + overlap)`` covering ``[0, T)``,
-    each processed with ``context`` samples either side (zeros beyond the signal), cropped,
-    windowed, overlap-added and divided by the summed windows. A signal that fits in one
-    region is processed whole, without padding."""
-    assert wave.ndim == 2 and first <= 0 and step > 0, (wave.shape, first, step)
-    assert 0 <= overlap <= step and context >= 0, (overlap, step, context)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    channels, total = wave.shape
-    n = max(1, math.ceil((total - overlap - first) / step))
+    """``net`` over ``wave (C, T)`` through :func:`musicrestore.core.chunks.run_chunks`:
+    equal-length windows (zeros beyond the signal) in batches under
+    :func:`torch.inference_mode`, seed 000's energy-normalised overlap-add."""
+    assert wave.ndim == 2, wave.shape
     param = next(net.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    if n == 1:  # one chunk: the whole signal, without padding
+
+    def forward(windows: list[np.ndarray]) -> list[np.ndarray]:
         with torch.inference_mode():
-            out = net(torch.from_numpy(np.ascontiguousarray(wave))[None].to(device))
-        return out[0].float().cpu().numpy().astype(np.float32, copy=False)
-    region = step + overlap
-    length = region + 2 * context  # every chunk the same length: batched
-    left = context - first  # samples of padding before the signal
-    span = (n - 1) * step + length
-    padded = np.zeros((channels, span), np.float32)  # (C, span)
-    padded[:, left : left + total] = wave
-    acc = np.zeros((channels, span), np.float64)  # (C, span): sum of w · y
-    wsum = np.zeros(span, np.float64)  # (span,): sum of w
-    with torch.inference_mode():
-        for b0 in range(0, n, batch_size):
-            ks = range(b0, min(n, b0 + batch_size))
-            batch = np.stack([padded[:, k * step : k * step + length] for k in ks])
-            out = net(torch.from_numpy(batch).to(device)).float().cpu().numpy()
-            assert out.shape == batch.shape, (out.shape, batch.shape)  # (b, C, length)
-            for k, y in zip(ks, out, strict=True):
-                w = _window(region, overlap, rise=k > 0, fall=k < n - 1)  # (region,)
-                at = k * step + context  # the region's first sample in padded coordinates
-                acc[:, at : at + region] += y[:, context : context + region] * w
-                wsum[at : at + region] += w
-    core = slice(left, left + total)
-    assert wsum[core].min() > 0.0
-    return (acc[:, core] / wsum[core]).astype(np.float32)
+            batch = torch.from_numpy(np.stack(windows)).to(device)  # (b, C, L)
+            return list(net(batch).float().cpu().numpy())  # b × (C, L)
+
+    out = np.empty(wave.shape, np.float32)
+    pos = 0
+
+    def write(block: np.ndarray) -> None:
+        nonlocal pos
+        out[:, pos : pos + block.shape[1]] = block
+        pos += block.shape[1]
+
+    run_chunks(
+        forward,
+        lambda a, b: wave[:, a:b],
+        write,
+        wave.shape[1],
+        chunks,
+        context,
+        pad=True,
+        normalise=True,
+        batch_size=batch_size,
+    )
+    return out

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from rotary_embedding_torch import RotaryEmbedding
 from torch import nn
 
-from .unet_mask import match_channels
+from .layers import match_channels
 
 
 class ChannelNorm(nn.Module):

@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import match_channels
+
 
 def _norm(channels: int, groups: int) -> nn.GroupNorm:
     """GroupNorm with ``groups`` groups, fewer when ``channels`` is not divisible by it."""
@@ -193,13 +195,3 @@ class UNetMask(nn.Module):
         spec = self.stft(x)  # (B, channels, F, N) complex
         out = self.istft(self.mask(spec.abs()) * spec, x.shape[-1])  # (B, channels, T')
         return match_channels(out[..., :t], c)  # (B, C, T)
-
-
-def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
-    """``(B, C, T)`` -> ``(B, channels, T)``: mean downmix, or duplication of mono."""
-    assert x.ndim == 3 and x.shape[1] in (1, 2), x.shape
-    if x.shape[1] == channels:
-        return x
-    if channels == 1:
-        return x.mean(dim=1, keepdim=True)
-    return x.expand(-1, channels, -1)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import StageError
+from ..core.paths import plain_name
 from ..data.dataset import read_manifest
 from ..evaluation import metrics as M
 from ..evaluation.evaluate import CLIPS_CSV, SUMMARY_JSON, read_clips_csv
@@ -68,6 +69,36 @@ class ReportConfig:
             M.applicable(True, self.metrics or None)
         except ValueError as exc:
             raise StageError(f"report.metrics: {exc}") from None
+
+
+def _metrics_problem(value: Any) -> str | None:
+    """``None`` when every item names a metric of :data:`musicrestore.evaluation.metrics.ALL_METRICS`."""
+    if all(isinstance(name, str) and name in M.ALL_METRICS for name in value):
+        return None
+    return "a list of " + ", ".join(M.ALL_METRICS)
+
+
+#: What the ``report`` block may hold beyond the types of :class:`ReportConfig`'s defaults,
+#: as :func:`musicrestore.core.config.merge` rules (:func:`report_config`).
+REPORT_RULES: dict[str, Any] = {
+    "ranges": {"n_examples": (0, None), "figure_dpi": (10, 1200, "dots per inch")},
+    "positive": ("excerpt_s",),
+    "choices": {"audio_format": ("wav", "flac")},
+    "checks": {
+        "baseline": lambda v: None if v.strip() else "a variant name",
+        "metrics": _metrics_problem,
+    },
+}
+
+
+def report_config(section: Mapping[str, Any] | None) -> ReportConfig:
+    """:class:`ReportConfig` from the ``report`` params block through
+    :func:`musicrestore.core.config.merge`: an unknown key, a wrong type (``report: 5``,
+    ``n_examples: two``) or a value out of range is a one-line
+    :class:`~musicrestore.core.config.ConfigError` naming ``report.<key>``."""
+    from ..core.config import merge
+
+    return merge(ReportConfig, section, "report", **REPORT_RULES)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -155,7 +186,7 @@ def restored_file(ev: Evaluation, example_id: str, restored_root: Path | None) -
         folder = restored_root / ev.variant / ev.testset
     else:
         folder = Path(ev.summary.get("paths", {}).get("restored", ""))
-    return folder / f"{example_id}.wav"
+    return folder / plain_name(f"{example_id}.wav", f"{ev.variant}/{ev.testset}: example id")
 
 
 def dataset_flags(collected: Collected, testsets: Mapping[str, Any]) -> dict[str, dict[str, bool]]:

@@ -5,16 +5,16 @@ that is a function of the optimizer step.
   :mod:`musicrestore.data.dataset`: ``manifest.jsonl`` with ``mixture``/``target`` paths), as
   seeded random crops of ``crop_s`` seconds, mono or stereo. With ``on_the_fly`` every
   draw takes the clean *target* crop and degrades it afresh with a chain of
-  :mod:`musicrestore.degrade.chains` (:data:`CHAINS`; the MusicGen-like chain of seed 000 §3
+  :mod:`.on_the_fly` (:data:`~.on_the_fly.CHAINS`; the MusicGen-like chain of seed 000 §3
   for T1, docs/method.md#musicgen-like), so a model sees a new degradation of every crop in
   every epoch; without it the cached degraded ``mixture`` is cropped at the same place.
   Everything an item draws comes from ``(seed, epoch, index)``: the same seed gives the
   same stream, another epoch other crops and degradations.
 - Validation: the last ``val_fraction`` of the examples sorted by id (at most ``val_max``)
   are held out of training and scored with fixed crops and degradations.
-- :class:`MSRChain` (``chain: msr``): seed 004's MSR example drawn afresh from the clean
-  target and the clean background (docs/method.md#msr-degradation), for datasets whose
-  manifest names the background.
+- :class:`~.on_the_fly.MSRChain` (``chain: msr``): seed 004's MSR example drawn afresh
+  from the clean target and the clean background (docs/method.md#msr-degradation), for
+  datasets whose manifest names the background.
 - :class:`StepSampler` / :class:`StepDataModule`: sample ``k`` of the stream is item ``k``
   of the dataset, and micro-batch ``m`` of rank ``r`` takes samples
   ``(m·world + r)·batch ...``: the loader built after a checkpoint is restored starts at
@@ -44,6 +44,7 @@ except ImportError:  # pragma: no cover - whichever is installed
 
 from ..core.errors import StageError
 from ..data.dataset import Example, read_manifest
+from .on_the_fly import CHAINS
 
 #: Keeps validation streams apart from the training epochs' streams.
 _VAL_STREAM = 1 << 32
@@ -99,76 +100,6 @@ def data_config_from_params(params: Mapping[str, Any] | None, where: str = "data
     except ConfigError as exc:  # the chain names its block "degrade": give the full path
         raise ConfigError(f"{where}.{exc}") from None
     return config
-
-
-# --------------------------------------------------------------------------------------------
-# Degradation chains
-
-
-class MusicGenLikeChain:
-    """Seed 000's MusicGen-like artifacts (:func:`musicrestore.degrade.chains.musicgen_like`)
-    applied as the T1 builder does (:func:`musicrestore.degrade.build.make_musicgen_example`):
-    the clean crop is peak-normalised to -1 dBFS, degraded, and both are scaled by the same
-    headroom gain. ``chain(clean (C, T), rng, sr) -> (degraded, clean)``. A class, not a
-    closure, so DataLoader workers can receive it."""
-
-    def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
-        from ..degrade.chains import musicgen_config
-
-        self.config = musicgen_config(cfg)
-
-    def __call__(
-        self, clean: np.ndarray, rng: np.random.Generator, sr: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        from ..degrade.build import MUSICGEN_CLEAN_PEAK_DBFS
-        from ..degrade.chains import headroom_gain, musicgen_like, peak_gain
-
-        if np.any(clean):
-            clean = clean.astype(np.float64) * peak_gain(clean, MUSICGEN_CLEAN_PEAK_DBFS)
-        clean = clean.astype(np.float32)
-        degraded, _ = musicgen_like(clean, rng, self.config, sr=sr)
-        g = headroom_gain(clean, degraded, max_peak=float(self.config["max_peak"]))
-        return (degraded * g).astype(np.float32), (clean * g).astype(np.float32)
-
-
-class MSRChain:
-    """Seed 004 §4.2 on the fly (:func:`musicrestore.degrade.chains.msr_example`, T2): the
-    clean target crop goes through a fresh target chain, is mixed with the clean
-    *background* crop at a fresh SNR and the mixture through a fresh mixture chain.
-    ``chain(target (C, T), rng, sr, background (C, T)) -> (mixture, reference)``, the
-    reference being the unprocessed target at the level it entered the mixture.
-
-    It needs the clean background of every example (a manifest's ``meta["background"]``,
-    a file beside the mixture). The cached MSR training sets of
-    :func:`musicrestore.degrade.build.build_msr` hold only the degraded mixture and the
-    clean target, so on them a model trains on the cached mixtures (``on_the_fly: false``).
-    """
-
-    needs_background = True
-
-    def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
-        from ..degrade.chains import msr_config
-
-        self.config = msr_config(cfg)
-
-    def __call__(
-        self,
-        clean: np.ndarray,
-        rng: np.random.Generator,
-        sr: int,
-        background: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        from ..degrade.chains import msr_example
-
-        if background is None:
-            raise StageError("the msr chain needs the clean background of the example")
-        ex = msr_example(clean, background, sr, rng, self.config)
-        return ex.mixture, ex.reference
-
-
-#: Chain name -> ``factory(cfg) -> chain(clean, rng, sr) -> (degraded, clean)``; a chain with
-#: ``needs_background`` also takes the example's clean background crop (MSR, task T2).
-CHAINS: dict[str, Callable[..., Any]] = {"musicgen_like": MusicGenLikeChain, "msr": MSRChain}
 
 
 # --------------------------------------------------------------------------------------------

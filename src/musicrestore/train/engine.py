@@ -16,16 +16,21 @@ params block, read with :func:`musicrestore.core.config.merge`) and runs a Light
   model config, the train config without ``steps``/logging/checkpointing, the world size and
   a hash of the training data's bytes) and the checkpoint is not past ``steps``; otherwise
   the stale checkpoint is deleted and training starts from scratch. Raising ``steps``
-  continues from ``last.ckpt``. Weights, optimizer, scheduler, EMA, step count and loss
-  history all come back, and the data (:class:`.data.StepSampler`) and the per-step torch
-  seed are functions of the step, so a killed run continues exactly where it stopped.
+  continues from ``last.ckpt``. Weights, optimizer, scheduler, EMA, step count, loss
+  history (:class:`History`) and the rows of ``loss.csv`` up to the checkpoint come back,
+  and the data (:class:`.data.StepSampler`) and the per-step torch seed
+  (:class:`StepSeed`) are functions of the step, so a killed run continues exactly where
+  it stopped.
   ``last.ckpt`` is Lightning's own file (a torch pickle): a private work file of the
   training stage, never shared or shipped. Lightning loads it with ``weights_only=True``,
-  and the one ``torch.load`` of this package (reading its step) does too. What the pipeline
+  and so does the one read of this package (its step, :func:`checkpoint_step`), which also
+  refuses, in one line, a checkpoint whose pickle asks for any global beyond torch's own
+  (:data:`CHECKPOINT_GLOBALS`), before Lightning ever opens it. What the pipeline
   ships is the inference checkpoint of :mod:`musicrestore.models.checkpoint` (safetensors).
-- **Logging**: :class:`.logger.TrainLogger` sends ``train_loss``/``lr`` every ``log_every``
-  steps and the validation metrics every ``val_every`` steps to the stage's MLflow record
-  and to ``work_dir/loss.csv``.
+- **Logging**: Lightning's. The modules ``self.log`` ``train_loss``/``lr`` per step and the
+  validation metrics; every ``log_every`` steps (``log_every_n_steps``) and at each
+  validation Lightning hands them to a ``CSVLogger`` on ``work_dir/loss.csv`` and to the
+  stage's MLflow record (:mod:`.logger`).
 - **Distributed**: the same code runs under ``torchrun --nproc_per_node N`` (Lightning
   detects the torchrun environment; ``devices``/``num_nodes`` are taken from it) and under
   Lightning's own launcher (``devices: 2, strategy: ddp``; gloo on the CPU).
@@ -47,16 +52,20 @@ from typing import Any
 
 try:  # the `lightning` distribution, else the standalone `pytorch-lightning` one
     import lightning.pytorch as pl
+    from lightning.fabric.plugins.environments import TorchElasticEnvironment
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
 except ImportError:  # pragma: no cover - whichever is installed
     import pytorch_lightning as pl
+    from lightning_fabric.plugins.environments import TorchElasticEnvironment
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from ..core.errors import StageError
+from .logger import LOSS_CSV, LossCSVLogger, StageRunLogger
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "last.ckpt"
 RESUME_FILE = "resume.json"
-LOSS_CSV = "loss.csv"
 
 PRECISIONS = ("auto", "32", "32-true", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
@@ -132,7 +141,7 @@ class TrainConfig:
 def config_from_params(params: Mapping[str, Any] | None, where: str = "train") -> TrainConfig:
     """:class:`TrainConfig` from a params block through :func:`musicrestore.core.config.merge`:
     unknown keys, wrong types and bad values are a one-line ConfigError naming ``where``."""
-    from ..core.config import merge
+    from ..core.config import SEED_RANGE, merge
 
     return merge(  # type: ignore[no-any-return]
         TrainConfig,
@@ -151,6 +160,7 @@ def config_from_params(params: Mapping[str, Any] | None, where: str = "train") -
             "num_nodes": (1, None),
             "log_every": (1, None),
             "ema_decay": (0.0, 1.0, "a decay in (0, 1)"),
+            "seed": SEED_RANGE,
         },
         positive=("lr",),
         choices={
@@ -184,14 +194,14 @@ def world_size(config: TrainConfig) -> int:
 
 
 def launch_settings(config: TrainConfig) -> tuple[int, int, str]:
-    """``(devices, num_nodes, strategy)``: under ``torchrun`` (the variables Lightning's
-    ``TorchElasticEnvironment`` detects) the launcher's world, else the config's."""
-    env = os.environ
-    if {"RANK", "GROUP_RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"} <= env.keys():
-        local = int(env["LOCAL_WORLD_SIZE"])
-        world = int(env.get("WORLD_SIZE", local))
-        nodes = max(1, world // local)
-        return local, nodes, "ddp" if world > 1 else config.strategy
+    """``(devices, num_nodes, strategy)``: under ``torchrun`` (Lightning's
+    ``TorchElasticEnvironment`` detects it) the launcher's world, else the config's. The
+    Trainer needs them: it checks its ``devices × num_nodes`` against the launcher's world."""
+    if TorchElasticEnvironment.detect():
+        elastic = TorchElasticEnvironment()
+        world = elastic.world_size()
+        local = int(os.environ["LOCAL_WORLD_SIZE"])  # devices per node (no getter for it)
+        return local, max(1, world // local), "ddp" if world > 1 else config.strategy
     strategy = config.strategy
     if config.devices * config.num_nodes > 1 and strategy == "auto":
         strategy = "ddp"
@@ -199,12 +209,11 @@ def launch_settings(config: TrainConfig) -> tuple[int, int, str]:
 
 
 def is_rank_zero() -> bool:
-    """Whether this process is global rank 0 (from the launcher's environment; true when
-    nothing is distributed)."""
-    env = os.environ
-    if "RANK" in env:
-        return int(env["RANK"]) == 0
-    return int(env.get("LOCAL_RANK", "0")) == 0 and int(env.get("NODE_RANK", "0")) == 0
+    """Whether this process is global rank 0: Lightning's ``rank_zero_only.rank`` (the
+    launcher's ``RANK``/``LOCAL_RANK`` before a Trainer exists, the strategy's global rank
+    after), on node 0 (``NODE_RANK``, which Lightning's own launcher on several nodes needs
+    and ``LOCAL_RANK`` alone does not tell); true when nothing is distributed."""
+    return rank_zero_only.rank == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
 
 
 def make_resume_key(
@@ -225,16 +234,36 @@ def make_resume_key(
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+#: Globals a work checkpoint may need beyond torch's own weights-only list (tensors,
+#: storages, ``OrderedDict``, plain containers and numbers): none. What Lightning saves for
+#: the modules of :mod:`.modules` (weights, optimizer and scheduler state, EMA, the
+#: callbacks' state, loops) is all of that kind; a checkpoint that asks for anything else
+#: was not written by this engine and is refused (:func:`checkpoint_step`).
+CHECKPOINT_GLOBALS: tuple[Any, ...] = ()
+
+
 def checkpoint_step(path: str | os.PathLike[str]) -> int | None:
     """The optimizer step a Lightning checkpoint was saved at; ``None`` if unreadable.
 
-    ``torch.load(weights_only=True)`` (tensors and plain containers only, nothing runs),
-    memory-mapped so a large checkpoint is not read whole."""
-    import torch
+    Read with :func:`musicrestore.core.safeload.weights_only_load` (``weights_only=True``
+    with :data:`CHECKPOINT_GLOBALS`: tensors and plain containers only, nothing runs),
+    memory-mapped so a large checkpoint is not read whole. A truncated or damaged file is
+    unreadable (the caller trains from scratch); one whose pickle asks for a global is not
+    this engine's and is a one-line :class:`StageError`, never unpickled.
+    """
+    from ..core.safeload import RefusedPickle, weights_only_load
 
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        ckpt = weights_only_load(path, CHECKPOINT_GLOBALS, mmap=True)
         return int(ckpt["global_step"])
+    except RefusedPickle as exc:
+        if exc.needs is None:
+            log.warning("unreadable checkpoint %s (%s)", path, str(exc))
+            return None
+        raise StageError(
+            f"{exc}; a work checkpoint of the training engine holds tensors and plain values "
+            f"only, so this one was not written by it: delete {path} to train from scratch"
+        ) from None
     except Exception as exc:
         log.warning("unreadable checkpoint %s (%s)", path, " ".join(str(exc).split())[:200])
         return None
@@ -307,10 +336,11 @@ class StepSeed(pl.Callback):
 
 
 class History(pl.Callback):
-    """Per-step mean training loss (over the micro-batches of the step and the ranks), kept in the
-    checkpoint so a resumed run has the whole curve; every ``log_every`` steps (and at the
-    last) the mean of the last ``log_every`` losses and the learning rate go to the loggers
-    and ``on_log(step, loss)``. A non-finite loss stops training with a StageError."""
+    """Per-step mean training loss (over the micro-batches of the step and the ranks), kept in
+    the checkpoint so a resumed run has the whole curve (:attr:`FitResult.losses`, exact
+    across a resume); every ``log_every`` steps (and at the last) ``on_log(step, mean of
+    the last log_every losses)`` on rank 0. A non-finite loss stops training with a
+    StageError. What the loggers get is the modules' ``self.log``, not this."""
 
     def __init__(self, log_every: int, on_log: Callable[[int, float], None] | None = None) -> None:
         self.log_every = log_every
@@ -351,17 +381,11 @@ class History(pl.Callback):
         if not math.isfinite(value):
             raise StageError(f"training diverged at step {step} (loss {value}); lower lr")
         self.losses.append(value)
-        if step % self.log_every and step != trainer.max_steps:
+        if self.on_log is None or (step % self.log_every and step != trainer.max_steps):
             return
-        window = self.losses[-self.log_every :]
-        mean = sum(window) / len(window)
         if trainer.is_global_zero:
-            lr = float(trainer.optimizers[0].param_groups[0]["lr"]) if trainer.optimizers else 0.0
-            for logger in trainer.loggers:
-                logger.log_metrics({"train_loss": mean, "lr": lr}, step=step)
-                logger.save()
-            if self.on_log is not None:
-                self.on_log(step, mean)
+            window = self.losses[-self.log_every :]
+            self.on_log(step, sum(window) / len(window))
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,8 +426,10 @@ def resolve_hardware(config: TrainConfig) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Lightning's start-up chatter (GPU available, tips) and warnings that do not apply
-    (workers: data loading is cheap or runs in workers by choice; an infinite loader)."""
+    """Lightning's start-up chatter (GPU available, tips) and the warnings that do not apply
+    here. The others are fixed where they arise: ``save_top_k=0`` (no "checkpoint directory
+    not empty"), a CSV writer that keeps ``loss.csv`` across a resume (no "logs directory
+    not empty"); every module's ``training_step`` returns its loss."""
     names = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
@@ -413,13 +439,13 @@ def _quiet() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             for pattern in (
+                # data loading is cheap, or runs in workers by choice (``data.workers``)
                 ".*does not have many workers.*",
-                ".*Checkpoint directory .* exists and is not empty.*",
+                # a finite loader shorter than log_every: steps, not epochs, are logged
                 ".*log_every_n_steps.*",
-                ".*is an infinite.*|.*inf.*batches.*",
-                ".*`training_step` returned `None`.*",
-                ".*Found .* module.* in eval mode.*",
+                # Lightning's own use of a torch pytree API that newer torch deprecates
                 ".*LeafSpec.*",
+                # an empty loader (a run without validation examples)
                 ".*Total length of .* across ranks is zero.*",
                 # manual optimisation (GANModule): last.ckpt holds the state after the step,
                 # as it does with automatic optimisation
@@ -466,8 +492,6 @@ def fit(
     Returns:
         :class:`FitResult`; ``module`` holds the trained weights (EMA in its ``ema``).
     """
-    from .logger import TrainLogger
-
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     accelerator, precision = resolve_hardware(config)
@@ -503,7 +527,9 @@ def fit(
         save_on_train_epoch_end=False,
         enable_version_counter=False,
     )
-    logger = TrainLogger(run, work / LOSS_CSV, start_step=start)
+    loggers: list[Any] = [LossCSVLogger(work, start_step=start)]
+    if run is not None:
+        loggers.append(StageRunLogger(run))
     with _quiet():
         trainer = pl.Trainer(
             accelerator=accelerator,
@@ -518,7 +544,7 @@ def fit(
             val_check_interval=max(1, val_every * config.accumulate),
             check_val_every_n_epoch=None,
             num_sanity_val_steps=0,
-            logger=logger,
+            logger=loggers,
             callbacks=[StepSeed(config.seed), history, *callbacks, checkpointing],
             enable_progress_bar=progress,
             enable_model_summary=False,
@@ -526,7 +552,8 @@ def fit(
             use_distributed_sampler=False,
             default_root_dir=str(work),
         )
-        logger.step_source = lambda: trainer.global_step
+        for logger in loggers:  # optimizer steps done, for train and validation rows alike
+            logger.step_source = lambda: trainer.global_step
         trainer.fit(module, **fit_data, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
         if trainer.global_step != start or ckpt is None:
             trainer.save_checkpoint(work / CHECKPOINT)  # the final state, whatever the period
@@ -535,9 +562,11 @@ def fit(
             val_data = (
                 {"datamodule": data} if "datamodule" in fit_data else {"dataloaders": data[1]}
             )
+            step = trainer.global_step
+            if (step == start and ckpt is not None) or (config.val_every and not step % val_every):
+                trainer.loggers = []  # this step's validation is logged already
             out = trainer.validate(module, **val_data, verbose=False)
             metrics = {k: float(v) for k, v in (out[0] if out else {}).items()}
-    logger.finalize("success")
     return FitResult(
         step=int(trainer.global_step),
         resumed_from=start,

@@ -1,54 +1,123 @@
-"""A Lightning logger that writes where every stage of the pipeline logs.
+"""Where training metrics go: Lightning's ``CSVLogger`` and the stage's MLflow record.
 
-Metrics go to the stage's :class:`musicrestore.tracking.StageRun` (the spooled MLflow
-record, so training curves sit in the same run group as every other stage of a
-``dvc repro``) and to a CSV (``loss.csv``: ``step, train_loss, lr, val_loss, val_si_sdr,
-...``) that the training stage copies into its output folder as a DVC plot. Rank zero only.
+The modules log with ``self.log(..., on_step=True)`` (``train_loss`` and ``lr``; the
+U-Former adds ``train_recon``, ``train_gen``, ``train_feat`` and ``train_disc``) and their
+validation metrics once per validation; Lightning hands them to the trainer's loggers every
+``log_every_n_steps`` steps (``train.log_every``):
+
+- :class:`LossCSVLogger`: Lightning's ``CSVLogger`` writing ``work_dir/loss.csv`` (one row
+  per logging call with a ``step`` column: a DVC plot of the training stage), kept across
+  a resume;
+- :class:`StageRunLogger`: the stage's :class:`musicrestore.tracking.StageRun` (the spooled
+  MLflow record, so training curves sit in the run group of every other stage).
+
+Both file a metric under the optimizer steps done when it was logged (the trainer's
+``global_step``, through ``step_source``): Lightning's own step is that of the step being
+taken for training metrics and of the last one for validation, so a validation after step
+50 would share a row with step 49's loss, and one after ``fit`` land at the next step.
+Rank zero only.
 """
 
 from __future__ import annotations
 
 import csv
-import io
-import math
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-try:
-    import lightning.pytorch as pl
-    from lightning.pytorch.utilities import rank_zero_only
+try:  # the `lightning` distribution, else the standalone `pytorch-lightning` one
+    from lightning.fabric.loggers.logger import rank_zero_experiment
+    from lightning.pytorch.loggers import CSVLogger, Logger
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
 except ImportError:  # pragma: no cover - whichever is installed
-    import pytorch_lightning as pl
-    from pytorch_lightning.utilities import rank_zero_only
+    from lightning_fabric.loggers.logger import rank_zero_experiment
+    from pytorch_lightning.loggers import CSVLogger, Logger
+    from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from ..core.audio import atomic_path
 
-#: Columns every loss.csv starts with; other metrics are appended in first-seen order.
-COLUMNS = ("step", "train_loss", "lr", "val_loss", "val_si_sdr")
+#: The curve's file name in the work folder (and in the model folder, a DVC plot).
+LOSS_CSV = "loss.csv"
 
 
-class TrainLogger(pl.loggers.Logger):
-    """Forwards Lightning's metrics and hyperparameters to ``run`` and ``csv_path``.
+def _values(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Scalars without the ``epoch`` Lightning adds (steps, not epochs, count here)."""
+    return {k: float(v) for k, v in metrics.items() if k != "epoch"}
 
-    One CSV row per step that logged anything (train and validation metrics of the same
-    step share the row). On a resumed run the rows after ``start_step`` (logged after the
-    checkpoint by the run that was cut) are dropped; a fresh run (``start_step`` 0) starts
-    a new file. The file is rewritten atomically at each save, so it is always complete.
-    """
 
-    def __init__(self, run: Any, csv_path: str | os.PathLike[str], start_step: int = 0) -> None:
+class _LossWriter(ExperimentWriter):
+    """Lightning's CSV writer on ``loss.csv``. Lightning deletes a metrics file it finds; a
+    resumed run keeps the rows up to its checkpoint's step (``keep_until``) instead, and
+    drops those the interrupted run logged after it."""
+
+    NAME_METRICS_FILE = LOSS_CSV
+
+    def __init__(self, log_dir: str, keep_until: int) -> None:
+        self.keep_until = keep_until
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        path = self.metrics_file_path
+        if not os.path.isfile(path):
+            return
+        if self.keep_until <= 0:
+            os.remove(path)
+            return
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            keys = list(reader.fieldnames or ())
+            rows = [row for row in reader if int(row["step"]) <= self.keep_until]
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+        self.metrics_keys = keys
+
+    def _record_new_keys(self) -> set[str]:
+        new_keys = super()._record_new_keys()  # sorts the columns by name
+        self.metrics_keys.sort(key=lambda key: (key != "step", key))  # the x axis first
+        return new_keys
+
+
+class LossCSVLogger(CSVLogger):
+    """``CSVLogger`` writing ``work_dir/loss.csv`` directly (no ``name/version_N``
+    folders); ``start_step``: the step a resumed run continues from (0: a new file)."""
+
+    def __init__(
+        self,
+        work_dir: str | os.PathLike[str],
+        start_step: int = 0,
+        step_source: Callable[[], int] | None = None,
+    ) -> None:
+        super().__init__(work_dir, name="", version="")
+        self.start_step = start_step
+        self.step_source = step_source
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        writer: ExperimentWriter | None = getattr(self, "_experiment", None)
+        if writer is None:
+            self._fs.makedirs(self.log_dir, exist_ok=True)
+            writer = self._experiment = _LossWriter(self.log_dir, self.start_step)
+        return writer
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:  # type: ignore[override]
+        step = self.step_source() if self.step_source is not None else step
+        super().log_metrics(_values(metrics), step)
+
+
+class StageRunLogger(Logger):
+    """Lightning's metrics and hyperparameters to ``run``, a
+    :class:`musicrestore.tracking.StageRun` (its ``log_metrics``/``log_params``)."""
+
+    def __init__(self, run: Any, step_source: Callable[[], int] | None = None) -> None:
         super().__init__()
         self.run = run
-        self.csv_path = Path(csv_path)
-        self.columns: list[str] = list(COLUMNS)
-        self.rows: dict[int, dict[str, float]] = {}
-        #: The step metrics are filed under (the engine sets the trainer's global step:
-        #: Lightning hands validation metrics the step before the optimizer step's count).
-        self.step_source: Callable[[], int] | None = None
-        if start_step > 0:
-            self._load(start_step)
+        self.step_source = step_source
 
     @property
     def name(self) -> str:
@@ -58,52 +127,13 @@ class TrainLogger(pl.loggers.Logger):
     def version(self) -> int:
         return 0
 
-    def _load(self, start_step: int) -> None:
-        if not self.csv_path.is_file():
-            return
-        with open(self.csv_path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            for name in reader.fieldnames or ():
-                if name not in self.columns:
-                    self.columns.append(name)
-            for row in reader:
-                step = int(row["step"])
-                if step <= start_step:
-                    self.rows[step] = {k: float(v) for k, v in row.items() if v and k != "step"}
-
     @rank_zero_only
     def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-        if self.run is not None and isinstance(params, Mapping):
+        if isinstance(params, Mapping):
             self.run.log_params(dict(params))
 
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        step = int(self.step_source() if self.step_source is not None else step or 0)
-        values = {
-            k: float(v) for k, v in metrics.items() if k != "epoch" and math.isfinite(float(v))
-        }
-        if not values:
-            return
-        if self.run is not None:
-            self.run.log_metrics(values, step=step)
-        self.rows.setdefault(step, {}).update(values)
-        for key in values:
-            if key not in self.columns:
-                self.columns.append(key)
-
-    @rank_zero_only
-    def save(self) -> None:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(self.columns)
-        for step in sorted(self.rows):
-            row = self.rows[step]
-            writer.writerow(
-                [step] + [f"{row[c]:.6g}" if c in row else "" for c in self.columns[1:]]
-            )
-        with atomic_path(self.csv_path) as tmp:
-            tmp.write_text(buffer.getvalue())
-
-    @rank_zero_only
-    def finalize(self, status: str) -> None:
-        self.save()
+        step = self.step_source() if self.step_source is not None else step
+        if values := _values(metrics):
+            self.run.log_metrics(values, step=int(step or 0))

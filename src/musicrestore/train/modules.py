@@ -10,9 +10,9 @@ batch becomes a loss and what validation reports; :func:`.engine.fit` does the r
 - :class:`SeparatorModule`: a mixture ``(B, C, T)`` -> sources ``(B, S, C, T)``, L1 on the
   waveforms of the sources (Défossez et al. 2019; docs/method.md#separator).
 - :class:`GANModule`: seed 004's two-stage U-Former training (docs/method.md#uformer):
-  waveform L1, then L1 + least-squares GAN + feature matching against a HiFi-GAN
-  multi-scale discriminator from ``gan.start`` on (:class:`GANConfig`), with Lightning's
-  manual optimisation.
+  waveform L1, then L1 + least-squares GAN + feature matching against a discriminator
+  chosen by name (HiFi-GAN's multi-scale one by default) from ``gan.start`` on
+  (:class:`GANConfig`), with Lightning's manual optimisation.
 """
 
 from __future__ import annotations
@@ -106,6 +106,16 @@ class TrainModule(pl.LightningModule):
         if self.ema is not None:
             self.ema.update()
 
+    def log_step(self, loss: torch.Tensor, batch_size: int) -> None:
+        """``train_loss`` (the mean over ranks) and ``lr`` (the generator's rate of this
+        optimizer step) with ``self.log``: the progress bar, and every ``log_every`` steps
+        the loggers of :mod:`.logger` (``loss.csv``, the MLflow record). Under
+        accumulation Lightning logs the last micro-batch's loss of the step."""
+        step = {"on_step": True, "on_epoch": False, "batch_size": batch_size}
+        self.log("train_loss", loss.detach(), prog_bar=True, sync_dist=True, **step)
+        lr = torch.tensor(self.trainer.optimizers[0].param_groups[0]["lr"], dtype=torch.float64)
+        self.log("lr", lr, **step)  # float64: a python float would be logged as float32
+
 
 class DenoiserModule(TrainModule):
     """A restorer ``net(degraded (B, C, T)) -> (B, C, T)`` trained on ``(degraded, clean)``
@@ -140,7 +150,7 @@ class DenoiserModule(TrainModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         degraded, clean = batch
         loss = self.loss_fn(self.net(degraded), clean)
-        self.log("train_loss", loss, prog_bar=True, logger=False, batch_size=clean.shape[0])
+        self.log_step(loss, clean.shape[0])
         return loss  # type: ignore[no-any-return]
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -174,7 +184,7 @@ class SeparatorModule(TrainModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         mix, sources = batch
         loss = torch.nn.functional.l1_loss(self.net(mix), sources)
-        self.log("train_loss", loss, prog_bar=True, logger=False, batch_size=mix.shape[0])
+        self.log_step(loss, mix.shape[0])
         return loss
 
 
@@ -190,9 +200,12 @@ class GANConfig:
     """The U-Former's second training stage (seed 004 §4.1, docs/method.md#uformer); the
     ``gan`` block of a preset. Before optimizer step ``start`` the generator learns from the
     reconstruction loss alone; from ``start`` on a HiFi-GAN multi-scale discriminator
-    (:class:`musicrestore.models.discriminator.MultiScaleDiscriminator`) joins, with its own
-    Adam, and the generator's loss becomes ``recon + gen_weight·L_gen + feat_weight·L_feat``."""
+    (:class:`musicrestore.models.discriminator.MultiScaleDiscriminator`, ``discriminator:
+    msd``; a name of :data:`musicrestore.models.discriminator.DISCRIMINATORS`) joins, with
+    its own Adam, and the generator's loss becomes
+    ``recon + gen_weight·L_gen + feat_weight·L_feat``."""
 
+    discriminator: str = "msd"  # a name of DISCRIMINATORS (msd: HiFi-GAN's, the default)
     start: int = 0  # optimizer step the discriminator joins (seed 004: 50000 of 85000)
     batch: int | None = None  # micro-batch from `start` on (seed 004: 4); null: train.batch
     gen_weight: float = 0.001  # λ_g of the least-squares generator loss (seed 004)
@@ -204,6 +217,9 @@ class GANConfig:
     width: float = 1.0  # channel multiplier of the discriminator (1: HiFi-GAN's size)
 
     def __post_init__(self) -> None:
+        # imported here: a denoiser's training (and its DVC stage) never reads the adversary
+        from ..models.discriminator import DISCRIMINATORS
+
         problems = []
         if self.start < 0 or (self.batch is not None and self.batch < 1) or self.scales < 1:
             problems.append("need start >= 0, batch >= 1 (or null), scales >= 1")
@@ -213,13 +229,27 @@ class GANConfig:
             problems.append(f"betas must be two numbers in [0, 1), got {self.betas}")
         if self.grad_clip is not None and self.grad_clip < 0:
             problems.append("grad_clip must be >= 0 or null")
+        if self.discriminator not in DISCRIMINATORS:
+            problems.append(f"discriminator must be one of {', '.join(DISCRIMINATORS)}")
         if problems:
             raise ValueError("; ".join(problems))
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that name the run (params hash, resume key): all of them, less
+        ``discriminator`` when it is the default, so presets written before the choice
+        existed keep their hash, resume key and checkpoint bytes."""
+        from ..models.discriminator import DEFAULT_DISCRIMINATOR
+
+        fields = asdict(self)
+        if fields["discriminator"] == DEFAULT_DISCRIMINATOR:
+            del fields["discriminator"]
+        return fields
 
 
 def gan_config_from_params(params: Mapping[str, Any] | None, where: str = "gan") -> GANConfig:
     """:class:`GANConfig` through :func:`musicrestore.core.config.merge` (one-line errors)."""
     from ..core.config import merge
+    from ..models.discriminator import DISCRIMINATORS
 
     return merge(  # type: ignore[no-any-return]
         GANConfig,
@@ -235,6 +265,7 @@ def gan_config_from_params(params: Mapping[str, Any] | None, where: str = "gan")
             "betas": (0.0, 0.9999999, "a beta in [0, 1)"),
         },
         positive=("lr", "width"),
+        choices={"discriminator": tuple(DISCRIMINATORS)},
     )
 
 
@@ -283,7 +314,7 @@ class GANModule(DenoiserModule):
     def model_config(self) -> dict[str, Any]:
         shapes = {k: list(v.shape) for k, v in self.disc.state_dict().items()}
         digest = hashlib.sha256(json.dumps(shapes, sort_keys=True).encode()).hexdigest()[:16]
-        return {**super().model_config(), "gan": asdict(self.gan), "disc_shapes": digest}
+        return {**super().model_config(), "gan": self.gan.identity(), "disc_shapes": digest}
 
     def configure_training(self, config: TrainConfig) -> None:
         if config.accumulate != 1:
@@ -351,10 +382,10 @@ class GANModule(DenoiserModule):
             self.untoggle_optimizer(opt_g)
         self._clip(opt_g, self.train_config.grad_clip)
         opt_g.step()
+        size = clean.shape[0]
+        self.log_step(loss, size)  # before the schedule moves on: this step's rate
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=size)
         schedule.step()
         if self.ema is not None:
             self.ema.update()
-        size = clean.shape[0]
-        self.log("train_loss", loss.detach(), prog_bar=True, logger=False, batch_size=size)
-        self.log_dict(logs, logger=True, on_step=True, on_epoch=False, batch_size=size)
         return loss.detach()

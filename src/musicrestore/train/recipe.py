@@ -29,8 +29,8 @@ from typing import Any
 
 from .. import tracking
 from ..core.audio import atomic_path
-from ..core.config import ConfigError, as_mapping, merge, merge_kwargs
-from ..core.errors import StageError
+from ..core.config import ConfigError, as_mapping, merge, merge_kwargs, pipeline_seed
+from ..core.errors import QUOTE_LIMIT, StageError, one_line, quote
 from ..core.stage import output_dir
 from .data import DataConfig, data_config_from_params
 from .engine import TrainConfig, config_from_params, is_rank_zero
@@ -57,6 +57,56 @@ PRESET_DEFAULTS: dict[str, Any] = {
 #: Architectures trained adversarially (:class:`.modules.GANModule`, a ``gan`` block):
 #: seed 004's U-Former (two stages: waveform L1, then with a HiFi-GAN discriminator).
 ADVERSARIAL = frozenset({"uformer"})
+
+
+def _widths_problem(value: Any) -> str | None:
+    """The U-Former's ``channels``: a non-empty list of widths, one per level."""
+    ok = isinstance(value, list) and value and all(_is_int(c) and c >= 1 for c in value)
+    return None if ok else "a non-empty list of integers >= 1"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_AUDIO_CHANNELS = (1, 2, "1 (mono) or 2 (stereo)")
+#: Bounds of each architecture's ``arch`` block (its constructor's keywords, typed by the
+#: signature); an architecture not listed here (a test's) gets the types alone.
+ARCH_RULES: dict[str, dict[str, Any]] = {
+    "unet_mask": {
+        "ranges": {
+            "n_fft": (16, 65536),
+            "hop": (1, 65536),
+            "base_channels": (1, None),
+            "levels": (1, None),
+            "channels": _AUDIO_CHANNELS,
+            "groups": (1, None),
+        },
+    },
+    "wavenet": {
+        "ranges": {
+            "residual_channels": (1, None),
+            "skip_channels": (1, None),
+            "layers_per_stack": (1, None),
+            "stacks": (1, None),
+            "kernel_size": (1, None),
+        },
+    },
+    "uformer": {
+        "ranges": {
+            "n_fft": (16, 65536),
+            "hop": (1, 65536),
+            "roformer_layers": (0, None),
+            "heads": (1, None),
+            "dim_head": (1, None),
+            "ff_mult": (1, None),
+            "dropout": (0.0, 1.0, "a probability"),
+            "audio_channels": _AUDIO_CHANNELS,
+        },
+        "choices": {"output": ("mask", "add")},
+        "checks": {"channels": _widths_problem},
+    },
+}
 
 
 @dataclass
@@ -91,14 +141,14 @@ def spec_from_params(params: Mapping[str, Any], name: str) -> ModelSpec:
     models = as_mapping(params.get("models"), "models")
     where = f"models.{name}"
     if name not in models:
-        raise StageError(f"params: no {where} block (have {', '.join(models) or 'none'})")
+        raise StageError(f"params: no {where} block (have {_names(models) or 'none'})")
     block = merge({"preset": "small", "presets": {}}, models[name], where, open_keys=("presets",))
     presets, preset = block["presets"], block["preset"]
     if preset not in presets:
         raise ConfigError(
-            f"{where}.preset: got {preset!r}; expected one of {', '.join(presets) or '(none)'}"
+            f"{where}.preset: got {quote(preset)}; expected one of {_names(presets) or '(none)'}"
         )
-    pwhere = f"{where}.presets.{preset}"
+    pwhere = f"{where}.presets.{one_line(preset, QUOTE_LIMIT)}"
     chosen = merge(
         PRESET_DEFAULTS,
         presets[preset],
@@ -114,8 +164,10 @@ def spec_from_params(params: Mapping[str, Any], name: str) -> ModelSpec:
     registry = architectures()
     if name not in registry:
         raise StageError(f"no architecture {name!r} in musicrestore.models ({', '.join(registry)})")
-    arch = merge_kwargs(registry[name], chosen["arch"], f"{pwhere}.arch")
-    train = {"seed": int(params.get("seed", 0)), **dict(chosen["train"])}
+    arch = merge_kwargs(
+        registry[name], chosen["arch"], f"{pwhere}.arch", **ARCH_RULES.get(name, {})
+    )
+    train = {"seed": pipeline_seed(params), **dict(chosen["train"])}
     spec = {
         "name": name,
         "preset": preset,
@@ -128,9 +180,16 @@ def spec_from_params(params: Mapping[str, Any], name: str) -> ModelSpec:
     gan = None
     if name in ADVERSARIAL:
         gan = gan_config_from_params(chosen["gan"], f"{pwhere}.gan")
-        hashed["gan"] = asdict(gan)  # only here: the other models' hashes stay as they were
+        hashed["gan"] = gan.identity()  # only here: the other models' hashes stay as they were
     text = json.dumps(hashed, sort_keys=True)
     return ModelSpec(**spec, params_hash=hashlib.sha256(text.encode()).hexdigest()[:16], gan=gan)
+
+
+def _names(keys: Any, most: int = 10) -> str:
+    """The keys of a params mapping for a message: each cut to the quoting limit, at most
+    ``most`` of them (a key is the user's text as much as a value is)."""
+    names = [one_line(str(k), QUOTE_LIMIT) for k in list(keys)[:most]]
+    return ", ".join(names) + (f" and {len(keys) - most} more" if len(keys) > most else "")
 
 
 def build_net(spec: ModelSpec) -> Any:
@@ -152,9 +211,11 @@ def build_net(spec: ModelSpec) -> Any:
 
 
 def build_module(spec: ModelSpec) -> Any:
-    """The LightningModule the architecture trains with: :class:`.modules.GANModule` with a
-    :class:`musicrestore.models.discriminator.MultiScaleDiscriminator` (initialised from
-    ``train.seed + 1``) for :data:`ADVERSARIAL` ones, else :class:`.modules.DenoiserModule`."""
+    """The LightningModule the architecture trains with: :class:`.modules.GANModule` with the
+    discriminator ``gan.discriminator`` names
+    (:data:`musicrestore.models.discriminator.DISCRIMINATORS`; HiFi-GAN's multi-scale one by
+    default), initialised from ``train.seed + 1``, for :data:`ADVERSARIAL` ones, else
+    :class:`.modules.DenoiserModule`."""
     import torch
 
     from .modules import DenoiserModule, GANModule
@@ -162,11 +223,12 @@ def build_module(spec: ModelSpec) -> Any:
     net = build_net(spec)
     if spec.gan is None:
         return DenoiserModule(net, loss=spec.loss)
-    from ..models.discriminator import MultiScaleDiscriminator
+    from ..models.discriminator import build_discriminator
 
+    gan = spec.gan
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.train.seed + 1)
-        disc = MultiScaleDiscriminator(scales=spec.gan.scales, width=spec.gan.width)
+        disc = build_discriminator(gan.discriminator, scales=gan.scales, width=gan.width)
     return GANModule(net, disc, spec.gan, loss=spec.loss)
 
 
@@ -200,7 +262,8 @@ def train_model(
     ``metrics.json`` records it."""
     from ..models.checkpoint import save_model
     from .data import denoiser_data
-    from .engine import LOSS_CSV, fit, make_resume_key
+    from .engine import fit, make_resume_key
+    from .logger import LOSS_CSV
     from .modules import count_parameters
 
     if target is not None:
@@ -218,7 +281,7 @@ def train_model(
         "data": data_settings,
     }
     if spec.gan is not None:
-        model_config["gan"] = asdict(spec.gan)
+        model_config["gan"] = spec.gan.identity()
     key = make_resume_key(model_config, spec.train, data.data_hash)
     result = fit(module, data, spec.train, work_dir, run, progress, resume_key=key)
     net = module.export_net()

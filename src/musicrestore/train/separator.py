@@ -146,7 +146,7 @@ def config_from_params(params: Mapping[str, Any] | None) -> SeparatorTrainConfig
     :func:`musicrestore.core.config.merge`: unknown keys, wrong types and out-of-range values are
     a one-line :class:`~musicrestore.core.config.ConfigError` (a :class:`StageError`). ``model``
     is open: any HTDemucs keyword may be added to it."""
-    from ..core.config import device_problem, merge
+    from ..core.config import SEED_RANGE, device_problem, merge
 
     return merge(  # type: ignore[no-any-return]
         SeparatorTrainConfig,
@@ -161,8 +161,14 @@ def config_from_params(params: Mapping[str, Any] | None) -> SeparatorTrainConfig
             "log_every": (1, None),
             "checkpoint_every": (1, None),
             "max_cached_songs": (1, None),
-            "sr": (1000, 384000),
+            "sr": (1000, 384000, "a sample rate in Hz"),
             "devices": (1, None),
+            "seed": SEED_RANGE,
+            "gain_db": (-60.0, 60.0, "a gain in dB"),
+            # the HTDemucs keywords of the default model (any other passes through)
+            "model.channels": (1, None),
+            "model.depth": (1, None),
+            "model.t_layers": (0, None),
         },
         positive=("segment_s", "lr"),
         pairs=("gain_db",),
@@ -170,6 +176,59 @@ def config_from_params(params: Mapping[str, Any] | None) -> SeparatorTrainConfig
         checks={"device": lambda v: device_problem(v, auto=False)},
         open_keys=("model",),
     )
+
+
+@dataclass(frozen=True)
+class SeparatorEvalConfig:
+    """The ``separate.eval`` block: how :func:`build_separator` scores the separator on the
+    test songs (SI-SDR per source on segments of ``segment_s``, at most ``max_segments`` of
+    them; ``None``: every segment)."""
+
+    segment_s: float = 10.0
+    max_segments: int | None = 24
+
+
+#: The ``separate`` block: which separator (``trained`` or a pretrained Demucs name), a local
+#: Demucs folder for a pretrained one, and the ``train`` and ``eval`` blocks (checked by
+#: :func:`config_from_params` and as :class:`SeparatorEvalConfig`).
+SEPARATE_DEFAULTS: dict[str, Any] = {
+    "model": TRAINED,
+    "repo": None,
+    "trust_pickle": False,  # load .th packages of `repo` with pickle (runs their code)
+    "train": {},
+    "eval": {},
+}
+
+
+def separate_settings(block: Mapping[str, Any] | None, seed: int) -> dict[str, Any]:
+    """The whole ``separate`` block through :func:`musicrestore.core.config.merge`, before any
+    work: ``{"model", "repo", "train": the given train block with ``seed`` defaulting to the
+    pipeline's, "train_config": its :class:`SeparatorTrainConfig`, "eval":
+    :class:`SeparatorEvalConfig`}``. An unknown key, a wrong type or a value out of range is a
+    one-line :class:`~musicrestore.core.config.ConfigError` naming ``separate.<key>``."""
+    from ..core.config import ConfigError, merge, optional_str_problem
+
+    settings: dict[str, Any] = merge(
+        SEPARATE_DEFAULTS,
+        block,
+        "separate",
+        checks={"repo": optional_str_problem},
+        open_keys=("train", "eval"),
+    )
+    if not settings["model"]:
+        raise ConfigError("separate.model: got ''; expected trained or a Demucs model name")
+    # The pipeline's one seed seeds this training too unless separate.train.seed overrides it.
+    settings["train"] = dict(settings["train"])
+    settings["train"].setdefault("seed", seed)
+    settings["train_config"] = config_from_params(settings["train"])
+    settings["eval"] = merge(
+        SeparatorEvalConfig,
+        settings["eval"],
+        "separate.eval",
+        ranges={"max_segments": (1, None)},
+        positive=("segment_s",),
+    )
+    return settings
 
 
 @dataclass
@@ -483,6 +542,7 @@ def build_separator(
     eval_max_segments: int | None = 24,
     progress: bool = True,
     on_log: Callable[[int, float], None] | None = None,
+    trust_pickle: bool = False,
 ) -> dict[str, Any]:
     """Fill ``out_dir`` with a separator that ``load_separator(model, repo=out_dir)`` loads.
 
@@ -493,7 +553,8 @@ def build_separator(
 
     Writes ``<name>.yaml`` + model files, ``separator.json`` (what it is), ``metrics.json``
     (:func:`evaluate_separator`) and, when trained, ``loss.csv`` (step, loss). Returns the
-    metrics.
+    metrics. ``trust_pickle`` (``separate.trust_pickle``) lets a pretrained model in ``repo``
+    load from ``.th`` packages with pickle (:func:`musicrestore.separation.load_separator`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -521,7 +582,7 @@ def build_separator(
             config=asdict(config),
         )
     else:
-        net = load_separator(model, repo=repo).model  # type: ignore[attr-defined]
+        net = load_separator(model, repo=repo, trust_pickle=trust_pickle).model  # type: ignore[attr-defined]
         export_repo(net, out_dir, model)
         info.update(origin="pretrained", source=str(repo) if repo else "huggingface")
     separator = DemucsSeparator(net, shifts=0)

@@ -8,8 +8,19 @@ Both load their network through ``ctx.model(name)``, which returns ``(net, confi
 ``musicrestore.models.checkpoint.load_model(<models_dir>/<name>)``). As in seed 000's app, the
 input is resampled to that rate (julius, :func:`musicrestore.core.audio.resample`) and the output
 back, the channels are matched to the network's (mono: downmix, then the output duplicated)
-and the output has the input's shape. Both do their own chunking
-(:mod:`musicrestore.models.inference`), so the restore stage hands them whole signals.
+and the output has the input's shape.
+
+Chunking, twice over, through the one engine (:mod:`musicrestore.core.chunks`): the file
+runner (:mod:`musicrestore.variants.restore`) hands each variant one chunk of
+``restore.chunk_s`` (30 s) with ``restore.context_s`` each side and cross-fades the chunks,
+like every other variant, so a file of any length is restored in bounded memory; inside
+that window the network's own overlap-add (:mod:`musicrestore.models.inference`: the
+``chunk_s`` / ``context_s`` or ``min_chunk_s`` / ``overlap`` below) cuts it into the
+network's chunks with their own context and fades. A signal up to ``restore.chunk_s``
+(every 10-s test clip) is one runner chunk, handed over whole and without context. None
+of them needs the whole signal: the networks see one chunk of their own at a time anyway,
+and the runner's context and cross-fades cover what its window edges change (seed 000
+§3, "Seamless inference").
 
 Params (``variants.unet_mask`` / ``variants.wavenet`` / ``variants.uformer``) are the
 inference settings; for
@@ -48,7 +59,6 @@ WAVENET_DEFAULTS: dict[str, Any] = {
     "unet_mask",
     description="seed 000: 2D U-Net STFT mask (mono), hop-aligned overlap-add inference",
     checkpoint="unet_mask",
-    whole_signal=True,
     defaults=UNET_DEFAULTS,
     tasks=("T1", "T3"),
 )
@@ -68,7 +78,6 @@ def unet_mask(wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
     "wavenet",
     description="seed 000: time-domain WaveNet denoiser (mono), chunked overlap inference",
     checkpoint="wavenet",
-    whole_signal=True,
     defaults=WAVENET_DEFAULTS,
     tasks=("T1", "T3"),
 )
@@ -107,7 +116,6 @@ UFORMER_DEFAULTS: dict[str, Any] = {
     output="stem",
     checkpoint="uformer",
     per_target=True,
-    whole_signal=True,
     defaults=UFORMER_DEFAULTS,
     tasks=("T2",),
 )

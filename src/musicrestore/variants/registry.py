@@ -9,7 +9,8 @@ it separated, and why). The CLI, the restore stage, the benchmark and the tests 
 :data:`VARIANTS`, so a variant registered here is restored, timed and tested everywhere.
 
 Registration metadata also tells :mod:`musicrestore.variants.restore` how to run a variant on long
-inputs (``whole_signal``, ``chunk_s``) and tells the pipeline which params and artifacts a
+inputs (``pointwise``, ``chunk_s``: every variant is streamed in bounded chunks, none
+sees a whole file) and tells the pipeline which params and artifacts a
 variant reads (``params_key`` + ``uses``, ``needs_separator``, ``checkpoint``), so the DVC
 stage of each variant can declare exactly its own dependencies.
 """
@@ -61,8 +62,12 @@ class Variant:
             (``uformer``, seed 004 §4): the variant loads ``ctx.model(v.model_name(target))``
             = ``<checkpoint>/<target>`` (cached after the first example of the group).
         chunk_s: preferred chunk length for long inputs; ``None`` takes the restore default.
-        whole_signal: never chunk (the variant is cheap and length-agnostic, or needs global
-            statistics that chunking would break).
+        pointwise: each output sample depends on its own input sample only (``identity``):
+            the runner streams it in blocks of ``chunk_s`` without overlap, context or
+            fades, so the output is bit-exact whatever the chunking. Every other variant is
+            cut into cross-faded chunks with context. No variant runs on a whole file: a
+            file of any length is restored in memory bounded by the chunk length
+            (docs/method.md#methods).
         defaults: default params; ``ctx.params`` is these updated with the configured ones.
         tasks: the tasks whose test sets the pipeline restores with it (``"T1"`` generative
             artifacts, ``"T2"`` source restoration, ``"T3"`` MusicGen samples); a model
@@ -78,7 +83,7 @@ class Variant:
     uses: tuple[str, ...] = ()
     checkpoint: str | None = None
     chunk_s: float | None = None
-    whole_signal: bool = False
+    pointwise: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict)
     tasks: tuple[str, ...] = ("T1", "T2", "T3")
     per_target: bool = False
@@ -113,7 +118,7 @@ def register(
     uses: tuple[str, ...] = (),
     checkpoint: str | None = None,
     chunk_s: float | None = None,
-    whole_signal: bool = False,
+    pointwise: bool = False,
     defaults: Mapping[str, Any] | None = None,
     tasks: tuple[str, ...] = ("T1", "T2", "T3"),
     per_target: bool = False,
@@ -137,7 +142,7 @@ def register(
             uses=tuple(uses),
             checkpoint=checkpoint,
             chunk_s=chunk_s,
-            whole_signal=whole_signal,
+            pointwise=pointwise,
             defaults=copy.deepcopy(dict(defaults or {})),
             tasks=tuple(tasks),
             per_target=per_target,
@@ -385,7 +390,7 @@ def build_context(
 @register(
     "identity",
     description="the degraded input unchanged: the floor every variant is measured against",
-    whole_signal=True,
+    pointwise=True,  # streamed block by block, bit-exact: no fades to round the copy
 )
 def identity(wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
     return wave.copy()

@@ -7,11 +7,18 @@ the only place that deals with length, memory, I/O and timing:
   into chunks that overlap by ``overlap_s``; each chunk is processed with ``context_s`` of
   extra audio on both sides (then cropped), and neighbouring chunks are cross-faded with
   complementary raised-cosine ramps, so working memory is bounded by the chunk length and
-  there are no seams. A variant may opt out (``whole_signal``) or ask for its own chunk
-  length (``chunk_s``). Output length always equals input length; a wrong shape or a
-  NaN/Inf sample from a variant is an error, never written.
-- :func:`restore_file`: the same engine streaming from one file to another (the file is
-  never fully in memory), written atomically.
+  there are no seams. Every variant is chunked: a variant may ask for its own chunk length
+  (``chunk_s``), and a ``pointwise`` one (``identity``) is streamed in plain blocks, without
+  overlap, context or fades, so it stays bit-exact. The learned models chunk again inside
+  each chunk (:mod:`musicrestore.models.inference`). Output length always equals input
+  length; a wrong shape or a NaN/Inf sample from a variant is an error, never written.
+  The engine is :mod:`musicrestore.core.chunks`, the one the learned networks' inference
+  uses too: this module plans the regions (:func:`variant_chunks`) and checks each
+  variant's output.
+- :func:`restore_file`: the same engine streaming from one file to another, written
+  atomically. The file is never fully in memory, for every variant: what is read at once
+  is one chunk plus its context, so peak memory does not grow with the file's length
+  (``benchmarks/bench_memory.py`` measures it; ``tests/test_restore.py`` checks the reads).
 - :func:`restore_dataset`: every example of a dataset (:mod:`musicrestore.data.dataset`) ->
   ``{id}.wav`` at the mixture's rate and length, plus ``decisions.json`` (what the variant
   recorded per example); the timings (real-time factor) are returned, never written there.
@@ -23,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import platform
 import time
@@ -46,8 +52,10 @@ from ..core.audio import (
     save_audio,
     validate_wave,
 )
+from ..core.chunks import plan_chunks, run_chunks
 from ..core.config import ConfigError
 from ..core.errors import AudioError, StageError
+from ..core.paths import plain_name
 from ..data.dataset import MANIFEST, read_manifest
 from . import Separator, Variant, VariantContext, get_variant
 
@@ -103,23 +111,6 @@ def resolve_device(device: str) -> str:
 # ----------------------------------------------------------------------------- the engine
 
 
-def plan_chunks(total: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
-    """``[start, stop)`` chunks of at most ``chunk`` samples covering ``total`` samples,
-    neighbours overlapping by exactly ``overlap``, all about the same length (no runt last
-    chunk that a variant's STFT would have to pad)."""
-    if total <= chunk:
-        return [(0, total)]
-    overlap = min(overlap, chunk // 2)
-    n = math.ceil((total - overlap) / (chunk - overlap))
-    hop = math.ceil((total - overlap) / n)
-    return [(k * hop, min(k * hop + hop + overlap, total)) for k in range(n)]
-
-
-def _fade_in(n: int) -> np.ndarray:
-    """Raised-cosine ramp 0 -> 1; with ``1 - ramp`` it sums to one (no level bump)."""
-    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
-
-
 def _call_variant(variant: Variant, wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
     out = np.asarray(variant(wave, sr, ctx))
     if out.shape != wave.shape:
@@ -128,9 +119,18 @@ def _call_variant(variant: Variant, wave: np.ndarray, sr: int, ctx: VariantConte
         )
     if not np.isfinite(out).all():
         raise RestoreError(f"variant {variant.name} produced NaN/Inf samples")
-    # The cross-fade writes into the result: never into the caller's input.
-    copy = np.shares_memory(out, wave) or out.dtype != np.float32
-    return np.array(out, dtype=np.float32, order="C", copy=True) if copy else out
+    return np.asarray(out, dtype=np.float32)  # the engine fades a copy, never the input
+
+
+def variant_chunks(
+    variant: Variant, total: int, sr: int, chunk_s: float, overlap_s: float
+) -> list[tuple[int, int]]:
+    """The regions :func:`restore_array` runs ``variant`` on for ``total`` samples at ``sr``:
+    :func:`~musicrestore.core.chunks.plan_chunks` of the variant's own ``chunk_s`` (or
+    ``chunk_s``) overlapping by ``overlap_s``, or by nothing for a ``pointwise`` variant.
+    A signal no longer than the chunk is one region, processed whole."""
+    chunk = max(1, int(round((variant.chunk_s or chunk_s) * sr)))
+    return plan_chunks(total, chunk, 0 if variant.pointwise else int(round(overlap_s * sr)))
 
 
 def _run_chunks(
@@ -144,30 +144,21 @@ def _run_chunks(
     overlap_s: float,
     context_s: float,
 ) -> None:
-    """Chunk, process with context, crop, cross-fade, and emit samples in order."""
-    if variant.whole_signal:
-        chunks = [(0, total)]
-    else:
-        chunk = max(1, int(round((variant.chunk_s or chunk_s) * sr)))
-        chunks = plan_chunks(total, chunk, int(round(overlap_s * sr)))
-    pad = 0 if len(chunks) == 1 else int(round(context_s * sr))
+    """``variant`` through :func:`musicrestore.core.chunks.run_chunks`, one chunk at a time
+    with ``context_s`` each side (none for a single chunk or a ``pointwise`` variant),
+    cross-faded (``normalise=False``); each chunk's decisions are kept in order."""
     per_chunk: list[dict[str, Any]] = []
-    pending: np.ndarray | None = None  # the previous chunk's processed overlap tail
-    for k, (start, stop) in enumerate(chunks):
-        ctx.chunk_index, ctx.decisions = k, {}
-        lo, hi = max(0, start - pad), min(total, stop + pad)
-        y = _call_variant(variant, read(lo, hi), sr, ctx)[:, start - lo : stop - lo]
+
+    def process(windows: list[np.ndarray]) -> list[np.ndarray]:
+        (window,) = windows  # batch_size 1: variants take one signal
+        ctx.chunk_index, ctx.decisions = len(per_chunk), {}
+        y = _call_variant(variant, window, sr, ctx)
         per_chunk.append(ctx.decisions)
-        if pending is not None:
-            n = pending.shape[1]
-            ramp = _fade_in(n)
-            y[:, :n] = pending * (1.0 - ramp) + y[:, :n] * ramp
-        if k + 1 < len(chunks):
-            keep = chunks[k + 1][0] - start  # samples final now; the rest overlaps the next
-            write(y[:, :keep])
-            pending = y[:, keep:]
-        else:
-            write(y)
+        return [y]
+
+    chunks = variant_chunks(variant, total, sr, chunk_s, overlap_s)
+    context = 0 if variant.pointwise else int(round(context_s * sr))
+    run_chunks(process, read, write, total, chunks, context)
     ctx.chunk_index = 0
     ctx.decisions = per_chunk[0] if len(per_chunk) == 1 else {"chunks": per_chunk}
 
@@ -389,7 +380,8 @@ def restore_dataset(
     examples = read_manifest(dataset_dir)
     if not examples:
         raise RestoreError(f"{dataset_dir / MANIFEST}: the dataset has no examples")
-    ids = [ex.id for ex in examples]
+    # read_manifest checked every id; checked again where it becomes the name of a write
+    ids = [plain_name(ex.id, f"{dataset_dir / MANIFEST}: id", room=4) for ex in examples]
     if len(set(ids)) != len(ids):
         raise RestoreError(f"{dataset_dir / MANIFEST}: example ids are not unique")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -440,16 +432,22 @@ def recorded_separator(repo: str | os.PathLike[str] | None) -> str | None:
 
 
 def make_separator_factory(
-    model: str, repo: str | os.PathLike[str] | None = None, device: str = "cpu"
+    model: str,
+    repo: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
+    trust_pickle: bool = False,
 ) -> Callable[[], Separator]:
     """A lazy ``separation.load_separator(model, repo=repo, device=device)``; ``device``
-    ``auto`` is resolved when the separator is built (:func:`resolve_device`)."""
+    ``auto`` is resolved when the separator is built (:func:`resolve_device`).
+    ``trust_pickle`` lets ``.th`` packages load with pickle (``--trust-pickle``)."""
 
     def factory() -> Separator:
         try:
             from ..separation import load_separator
         except ImportError as exc:
             raise RestoreError(f"source separation is unavailable ({exc})") from None
-        return load_separator(model, repo=repo, device=resolve_device(device))
+        return load_separator(
+            model, repo=repo, device=resolve_device(device), trust_pickle=trust_pickle
+        )
 
     return factory

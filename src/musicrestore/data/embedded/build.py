@@ -7,6 +7,7 @@ import os
 import sys
 import textwrap
 import time
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -84,6 +85,33 @@ def build_embedded(
             file=sys.stderr,
         )
     return stats
+
+
+#: Bounds of the ``data.embedded`` block (:func:`build_embedded`'s keywords), as
+#: :func:`musicrestore.core.config.merge` rules; :func:`_check_config` says the same.
+EMBEDDED_RULES: dict[str, Any] = {
+    "ranges": {
+        "n_songs": (1, None),
+        "duration_s": (1.0, None),
+        "sr": (8000, 192000, "a sample rate in Hz"),
+        "bpm_range": (20.0, 300.0, "a tempo in BPM"),
+        "max_transpose": (0, 12, "semitones"),
+        "workers": (1, None),
+    },
+    "pairs": ("bpm_range",),
+}
+
+
+def embedded_config(
+    block: Mapping[str, Any] | None, where: str = "data.embedded"
+) -> dict[str, Any]:
+    """The ``data.embedded`` block as keywords of :func:`build_embedded` (``out_root`` and
+    ``seed`` are the stage's), through :func:`musicrestore.core.config.merge_kwargs`: an
+    unknown key, a wrong type or a value outside :data:`EMBEDDED_RULES` is a one-line
+    :class:`~musicrestore.core.config.ConfigError` naming ``data.embedded.<key>``."""
+    from ...core.config import merge_kwargs
+
+    return merge_kwargs(build_embedded, block, where, skip=("out_root", "seed"), **EMBEDDED_RULES)
 
 
 def _check_config(
