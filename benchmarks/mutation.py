@@ -86,8 +86,8 @@ MUTATIONS = [
     Mutation(
         "resume key ignored (a stale checkpoint resumes)",
         "train/engine.py",
-        '            reason = "is from another model, configuration or training data"',
-        "            pass",
+        "        if stored != key:\n",
+        "        if False:\n",
         ("tests/test_train_engine.py",),
     ),
     Mutation(
@@ -100,7 +100,7 @@ MUTATIONS = [
     Mutation(
         "output folder written in place (not atomic)",
         "core/stage.py",
-        '        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))',
+        '        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))',
         "        tmp = path; tmp.mkdir(parents=True, exist_ok=True)",
         ("tests/test_stage.py",),
     ),

@@ -2,8 +2,8 @@
 refused in one line, every ordinary one passes unchanged.
 
 Property-based (hypothesis): each ``@given`` test draws :data:`EXAMPLES` examples per run,
-derandomized (the same examples on every machine) and without an example database (nothing
-is written into the work tree)."""
+derandomized (the same examples on every machine) and without an example database (only
+hypothesis' own caches, in the git-ignored ``.hypothesis/``)."""
 
 from __future__ import annotations
 
@@ -322,6 +322,8 @@ def test_the_app_skips_hostile_clips_and_refuses_model_paths(tmp_path: Path) -> 
     (tmp_path / "models" / "mg").mkdir(parents=True)
     assert requested_model(project, "facebook/musicgen-small", "x") == "facebook/musicgen-small"
     assert requested_model(project, "models/mg", "x") == str(project.root / "models" / "mg")
+    full = str(project.root / "models" / "mg")
+    assert requested_model(project, full, "x") == full
     assert requested_model(project, "/anywhere/configured", "/anywhere/configured")
     for bad in ("/etc", "~/models", "../elsewhere", "models/../../x", "models/mg/../../.."):
         with pytest.raises(UnsafePathError) as exc:

@@ -416,3 +416,20 @@ def test_stage_writes_a_loadable_checkpoint(
         _stage_main()(argv)
     assert exit_info.value.code == 1
     assert (out / "model.safetensors").is_file()  # the failed stage left the output alone
+
+
+def test_a_checkpoint_under_another_resume_key_is_never_resumed(tmp_path: Path) -> None:
+    """The resume key guards exact resumption: a readable checkpoint within ``steps`` but
+    saved under another key (model, configuration or data changed) is deleted, training
+    starts at 0 and the new key is recorded; under the recorded key it resumes."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / engine.RESUME_FILE).write_text(json.dumps({"resume_key": "old"}))
+    ckpt = work / engine.CHECKPOINT
+    state = {"global_step": 3, "state_dict": {"w": torch.zeros(2)}, "loops": {}}
+    torch.save(state, ckpt)
+    assert engine.prepare_work_dir(work, "new", steps=8) == (None, 0)
+    assert not ckpt.exists()
+    assert json.loads((work / engine.RESUME_FILE).read_text())["resume_key"] == "new"
+    torch.save(state, ckpt)
+    assert engine.prepare_work_dir(work, "new", steps=8) == (ckpt, 3)

@@ -151,12 +151,17 @@ def requested_model(project: Project, model: str, configured: str) -> str:
     The configured one (``musicgen.generate.model``: the operator's, any folder) is taken as
     it is; anything else a page sends is a Hugging Face id (``namespace/name``, both plain
     names) or a folder inside the project (:func:`musicrestore.core.paths.inside`, symbolic
-    links resolved), never an absolute path, ``~`` or ``..`` out of it."""
+    links resolved; given relative to it, or in full), never ``~`` or a path out of it."""
     if model == configured:
         return model
     where = "MusicGen model"
+    outside = f"{where}: {quote(model)} is not inside the project ({project.root})"
     if model.startswith("~"):
-        raise UnsafePathError(f"{where}: {quote(model)} is not inside the project ({project.root})")
+        raise UnsafePathError(outside)
+    if os.path.isabs(model):  # a folder of the project given in full: judged relative to it
+        model = os.path.relpath(model, project.root)
+        if model == ".." or model.startswith("../"):
+            raise UnsafePathError(outside)
     parts = model.split("/")
     if len(parts) == 2 and not (project.root / model).is_dir():
         try:

@@ -24,8 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
-
+from ..core.config import load_yaml
 from ..core.errors import StageError
 from ..core.paths import plain_name
 from ..core.safeload import RefusedPickle, weights_only_load
@@ -292,10 +291,12 @@ def _legacy_cached(name: str, trust_pickle: bool = False) -> Any | None:
 
 
 def _read_bag(path: Path) -> dict[str, Any]:
+    """A bag file (``models:`` signatures, optional ``weights``, ``segment``), read with the
+    one safe YAML loader (bounded, no aliases); every signature a plain file name."""
     try:
-        bag = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise SeparationError(f"{path}: unreadable bag file ({one_line(exc)})") from None
+        bag = load_yaml(path, "separator bag file")
+    except StageError as exc:
+        raise SeparationError(str(exc)) from None
     if not isinstance(bag, dict) or not isinstance(bag.get("models"), list) or not bag["models"]:
         raise SeparationError(f"{path}: bag file without a 'models:' list of signatures")
     for i, sig in enumerate(bag["models"]):
