@@ -1,8 +1,13 @@
-"""DVC stage ``evaluate-<variant>``: score one variant on every test set it was restored on.
+"""DVC stage ``evaluate@<variant>``: score one variant on every test set it was restored on.
 
-    python stages/evaluate.py --params params.yaml --variant identity \
+    python stages/evaluate.py --variant unet_mask \
         --testset musicgen_like=data/musicgen_like/test --msr-test data/msr/test \
-        --restored data/restored/identity --out reports/eval/identity
+        --restored data/restored/unet_mask --out reports/eval/unet_mask
+
+Every variant is scored by the same command over every test set (one DVC ``foreach``); the
+test sets scored are those the variant's restore stage wrote (``<restored>/<testset>/``):
+``unet_mask`` restores T1 and T3 only, ``uformer`` the T2 groups only. A restored folder that
+holds none of the given test sets is a one-line error.
 
 Reads the ``evaluate`` section (through :func:`musicrestore.evaluation.evaluate.eval_config`:
 an unknown key, a wrong type or a value out of range is one line and exit 1) and
@@ -64,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.check_params:
         return
     config = checked["config"]
-    sets = ts.resolve(args.testset, args.msr_test, checked["targets"])
+    sets = ts.restored_sets(
+        ts.resolve(args.testset, args.msr_test, checked["targets"]), args.restored
+    )
     logged = {"evaluate": vars(config), "variant": args.variant, "testsets": sorted(sets)}
     workers = config.workers or os.cpu_count() or 1
     shown = ("si_sdr", "mel_ssim", "p25_level_db")

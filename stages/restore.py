@@ -6,7 +6,8 @@
         --out data/restored/demucs_dsp --timing reports/timing/demucs_dsp.json
 
 Reads ``variants.<key>`` for every key the variant reads (its own and those in ``uses``),
-the ``restore`` section and ``msr.targets``; writes ``<out>/<testset>/{id}.wav`` and
+the ``restore`` section and ``msr.targets``; with ``--target G`` (a per-group stage,
+``restore-uformer@Voc``) only the ``msr_G`` set, written straight into ``--out``; writes ``<out>/<testset>/{id}.wav`` and
 ``decisions.json`` atomically (byte-identical on a re-run) and the wall-clock timings to
 ``--timing`` (an uncached DVC metric) and MLflow. The work is
 :func:`musicrestore.variants.restore.restore_dataset`.
@@ -57,17 +58,22 @@ def settings(params: Mapping[str, Any], args: argparse.Namespace) -> dict[str, A
     """The variant, ``variants.<key>`` of every key it reads
     (:func:`musicrestore.variants.registry.resolve_params`), the ``restore`` block
     (:func:`musicrestore.variants.restore.restore_settings`) and, with ``--msr-test``,
-    ``msr.targets`` (:func:`musicrestore.data.testsets.msr_targets`), checked before any work."""
+    ``msr.targets`` (or ``--target``: :func:`musicrestore.data.testsets.chosen_targets`), checked
+    before any work."""
     variant = get_variant(args.variant)
-    targets = ts.msr_targets(params) if args.msr_test else None
+    targets = ts.chosen_targets(params, args)
     restore = rs.restore_settings(params.get("restore"))
     resolve_params(variant, params.get("variants"))
     return {"variant": variant, "targets": targets, "restore": restore}
 
 
 def timing_metrics(per_set: dict[str, dict], tasks: dict[str, str]) -> dict[str, float]:
-    """Real-time factors: overall and per task (compute seconds / audio seconds)."""
-    out: dict[str, float] = {}
+    """Real-time factors, overall and per task (compute seconds / audio seconds), and the two
+    sums (``compute_s``, ``audio_s``), so per-group files combine into one figure."""
+    out: dict[str, float] = {
+        "audio_s": round(sum(t["audio_s"] for t in per_set.values()), 3),
+        "compute_s": round(sum(t["compute_s"] for t in per_set.values()), 3),
+    }
     for label, names in [("rtf", list(per_set))] + [
         (f"rtf_{task.lower()}", [n for n in per_set if tasks[n] == task])
         for task in sorted(set(tasks.values()))
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
                 per_set[name] = rs.restore_dataset(
                     variant,
                     folder,
-                    tmp / name,
+                    ts.set_folder(tmp, name, args),
                     ctx,
                     testset=name,
                     progress=not args.no_progress,

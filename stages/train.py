@@ -1,6 +1,6 @@
 """Stage train-<model>: one learned restorer (seed 000's U-Net STFT mask or WaveNet
 denoiser; docs/method.md#learned-models) trained with the one engine of ``musicrestore.train``.
-Stage train_uformer@<group>: seed 004's U-Former for one target group
+Stage train-uformer@<group>: seed 004's U-Former for one target group
 (docs/method.md#uformer), ``--model uformer --target <group>`` on ``data/msr/train/<group>``.
 
 Reads ``models.<model>`` of ``params.yaml`` (``preset`` picks ``presets.<preset>``: the
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     out = Path(args.out)
     work = Path(args.work) if args.work else out.parent / f".{out.name}_work"
-    stage = f"train-{args.model}" if args.target is None else f"train_{args.model}@{args.target}"
+    stage = f"train-{args.model}" if args.target is None else f"train-{args.model}@{args.target}"
     start = time.perf_counter()
     with stage_outputs(stage, spec.params(), out) as (run, tmp):
         metrics = train_model(

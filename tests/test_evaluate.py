@@ -263,6 +263,27 @@ def test_stage_cli_and_its_one_line_errors(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "out_missing").exists()  # nothing half-written
 
 
+def test_stage_scores_the_sets_its_restore_stage_wrote(tmp_path, monkeypatch, capsys):
+    """evaluate@<variant> is one command for every variant: it is given every test set and
+    scores those the restore stage wrote (a T1-only variant has no msr_<group> folder)."""
+    stage = _stage_module()
+    monkeypatch.setenv("MUSICRESTORE_TRACKING", "0")
+    make_testset(tmp_path / "a")
+    make_testset(tmp_path / "b")
+    write_restored(tmp_path / "a", tmp_path / "r" / "a", blend=0.0)  # b was not restored
+    params = tmp_path / "params.yaml"
+    params.write_text("evaluate:\n  segment_s: 1.0\n  min_segment_s: 0.25\n  workers: 1\n")
+    argv = ["--params", str(params), "--variant", "identity", "--no-progress"]
+    argv += ["--testset", f"a={tmp_path / 'a'}", "--testset", f"b={tmp_path / 'b'}"]
+    stage.main([*argv, "--restored", str(tmp_path / "r"), "--out", str(tmp_path / "out")])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a"]
+    with pytest.raises(SystemExit) as err:  # nothing restored at all: one line, no output
+        stage.main([*argv, "--restored", str(tmp_path / "none"), "--out", str(tmp_path / "o2")])
+    assert err.value.code == 1 and not (tmp_path / "o2").exists()
+    message = capsys.readouterr().err.strip().splitlines()
+    assert len(message) == 1 and "holds none of the test sets a, b" in message[0]
+
+
 def test_process_pool_gives_the_same_rows(tmp_path):
     make_testset(tmp_path / "ts", n=2)
     write_restored(tmp_path / "ts", tmp_path / "r", blend=0.3)

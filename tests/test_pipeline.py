@@ -113,8 +113,10 @@ def test_every_stage_ran(repro: tuple[Path, dict[str, str], str]) -> None:
     stages = set(lock["stages"])
     declared = run_dvc(repo, "stage", "list", "--names-only", env=env).stdout.split()
     assert stages == set(declared)
-    for name in VARIANTS:
-        assert {f"restore-{name}", f"evaluate-{name}"} <= stages
+    targets = yaml.safe_load((repo / "params.yaml").read_text())["msr"]["targets"]
+    for name, v in VARIANTS.items():
+        restores = [f"restore-{name}@{g}" for g in targets] if v.per_target else [f"restore-{name}"]
+        assert {*restores, f"evaluate@{name}"} <= stages
 
 
 def test_restored_outputs_follow_the_manifests(repro: tuple[Path, dict[str, str], str]) -> None:
@@ -143,7 +145,9 @@ def test_restored_outputs_follow_the_manifests(repro: tuple[Path, dict[str, str]
                 assert sr == ex.sr
                 assert abs(frames / sr - ex.duration_s) < 1e-3
             assert not (out / "timing.json").exists()  # wall-clock lives outside the outputs
-        timing = json.loads((repo / "reports/timing" / f"{name}.json").read_text())
+        from musicrestore.report.readme import read_timing
+
+        timing = read_timing(repo / "reports/timing")[name]  # per group: reports/timing/<v>/
         assert timing["rtf"] >= 0
 
 
@@ -208,7 +212,7 @@ def test_forced_reruns_reproduce_every_output_byte_for_byte(
     hash equal to the one in dvc.lock (wall-clock timings live outside the outputs)."""
     repo, env, _ = repro
     before = (repo / "dvc.lock").read_text()
-    for stage in ("restore-demucs_snmf", "evaluate-demucs_snmf", "report"):
+    for stage in ("restore-demucs_snmf", "evaluate@demucs_snmf", "report"):
         run_dvc(repo, "repro", "--force", "--single-item", stage, env=env)
     lock_before = yaml.safe_load(before)["stages"]
     lock_after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
@@ -216,7 +220,7 @@ def test_forced_reruns_reproduce_every_output_byte_for_byte(
     def outs(lock: dict, stage: str) -> dict[str, str]:
         return {o["path"]: o.get("md5") for o in lock[stage]["outs"] if "timing" not in o["path"]}
 
-    for stage in ("restore-demucs_snmf", "evaluate-demucs_snmf", "report"):
+    for stage in ("restore-demucs_snmf", "evaluate@demucs_snmf", "report"):
         assert outs(lock_after, stage) == outs(lock_before, stage), stage
     assert json.loads(run_dvc(repo, "status", "--json", env=env).stdout) == {}
 

@@ -42,11 +42,32 @@ def test_dvc_yaml_is_generated_from_the_current_code() -> None:
     assert pipeline.main(["--check"]) == 0, "run `python -m musicrestore pipeline`"
 
 
+def _restore(stages: dict, name: str) -> dict:
+    """A variant's restore stage body (the ``do`` of a per-target variant's ``foreach``)."""
+    stage = stages[f"restore-{name}"]
+    assert ("foreach" in stage) == VARIANTS[name].per_target, name
+    return stage.get("do", stage)
+
+
 def test_every_registered_variant_has_its_restore_and_evaluate_stage(dvc_yaml: dict) -> None:
     stages = dvc_yaml["stages"]
+    assert stages["evaluate"]["foreach"] == list(VARIANTS)
     for name in VARIANTS:
-        assert f"restore-{name}" in stages and f"evaluate-{name}" in stages, name
-        assert f"--variant {name} " in stages[f"restore-{name}"]["cmd"]
+        assert f"--variant {name} " in _restore(stages, name)["cmd"]
+    per_target = _restore(stages, "uformer")  # one stage per group: retraining Gtr re-runs Gtr
+    assert stages["restore-uformer"]["foreach"] == "${msr.targets}"
+    assert "--target ${item}" in per_target["cmd"]
+    assert {"data/msr/test/${item}", "models/uformer/${item}"} <= set(per_target["deps"])
+    assert per_target["outs"] == ["data/restored/uformer/msr_${item}"]
+
+
+def test_stage_names_resolve_as_dvc_names_them() -> None:
+    assert pipeline.restore_stage("uformer", "Gtr") == "restore-uformer@Gtr"
+    assert pipeline.evaluate_stage("unet_mask") == "evaluate@unet_mask"
+    assert pipeline.stage_writing("data/restored/uformer/msr_Gtr", ["Voc", "Gtr"]) == (
+        "restore-uformer@Gtr"
+    )
+    assert pipeline.stage_writing("reports/eval/wavenet", ["Voc"]) == "evaluate@wavenet"
 
 
 def test_no_stage_lists_an_entry_twice(dvc_yaml: dict) -> None:
@@ -63,7 +84,7 @@ def test_variant_stages_declare_exactly_their_params_and_artifacts(dvc_yaml: dic
         v.fn.__module__: pipeline.module_file(v.fn.__module__).resolve() for v in VARIANTS.values()
     }
     for name, variant in VARIANTS.items():
-        stage = stages[f"restore-{name}"]
+        stage = _restore(stages, name)
         assert [p for p in stage["params"] if p.startswith("variants.")] == [
             f"variants.{key}" for key in variant.reads
         ]
@@ -71,6 +92,8 @@ def test_variant_stages_declare_exactly_their_params_and_artifacts(dvc_yaml: dic
         assert (pipeline.SEPARATOR in deps) == variant.needs_separator, name
         assert ("--separator-dir" in stage["cmd"]) == variant.needs_separator, name
         ckpt = f"{pipeline.MODELS}/{variant.checkpoint}" if variant.checkpoint else None
+        if ckpt and variant.per_target:
+            ckpt += "/${item}"
         assert {d for d in deps if d.startswith("models/")} == (
             {pipeline.SEPARATOR} if variant.needs_separator else set()
         ) | ({ckpt} if ckpt else set()), name
@@ -94,7 +117,7 @@ def test_training_stages_read_their_own_architecture_only(dvc_yaml: dict) -> Non
         name: pipeline.module_file(cls.__module__).resolve() for name, cls in ARCHITECTURES.items()
     }
     trained = {"unet_mask": stages["train-unet_mask"], "wavenet": stages["train-wavenet"]}
-    trained["uformer"] = stages["train_uformer"]["do"]
+    trained["uformer"] = stages["train-uformer"]["do"]
     for name, stage in trained.items():
         files = _code_files(stage["deps"])
         assert arch_files[name] in files, name

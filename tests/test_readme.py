@@ -66,3 +66,16 @@ def test_model_table_comes_from_reports_models_json(tmp_path: Path) -> None:
     block = readme.results_block(tmp_path)
     assert "| separator | mean SI-SDR dB -2 |" in block
     assert "| uformer/Voc | val_si_sdr 3.25 |" in block
+
+
+def test_per_group_timings_combine_into_one_rtf(tmp_path: Path) -> None:
+    """restore-uformer@<group> writes one timing file per group: the README's RTF is the
+    summed compute time over the summed audio time, not a mean of the groups' RTFs."""
+    sub = tmp_path / "uformer"
+    sub.mkdir(parents=True)
+    (sub / "msr_Voc.json").write_text('{"audio_s": 10.0, "compute_s": 1.0, "rtf": 0.1}')
+    (sub / "msr_Bass.json").write_text('{"audio_s": 30.0, "compute_s": 9.0, "rtf": 0.3}')
+    (tmp_path / "identity.json").write_text('{"rtf": 0.001}')
+    timing = readme.read_timing(tmp_path)
+    assert timing["uformer"]["rtf_t2"] == pytest.approx(0.25)  # 10 / 40, not (0.1 + 0.3) / 2
+    assert timing["identity"] == {"rtf": 0.001}

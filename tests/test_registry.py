@@ -9,6 +9,7 @@ fail until its behaviour is stated here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -428,3 +429,25 @@ def test_every_variant_survives_a_very_short_clip(name):
     separator = BandSplitSeparator() if VARIANTS[name].needs_separator else None
     target = "Voc" if VARIANTS[name].per_target else None  # one model per T2 group
     restore(name, x, separator=separator, target=target)
+
+
+@pytest.mark.parametrize(
+    ("block", "says"),
+    [
+        ({"gain_db": 200.0}, "variants.dsp_direct.gain_db: got 200.0; expected a gain in dB"),
+        ({"gain_db": -61.0}, "expected a gain in dB in [-60, 24]"),
+        ({"gate_threshold_db": 6.0}, "expected a level in dBFS in [-120, 0]"),
+        ({"comp_ratio": 0.5}, "expected a ratio in [1, 100]"),
+        ({"lowshelf_cutoff_hz": 1e6}, "expected a frequency in Hz in [0, 96000]"),
+    ],
+)
+def test_dsp_params_out_of_a_sane_range_are_one_line(block, says):
+    """A +200 dB gain once reached the browser as a signal peaking near 1e9: every level,
+    gain, ratio and frequency of the typed params has a range, for the app, the CLI and the
+    stages alike (one merge)."""
+    from musicrestore.variants.registry import VariantParamsError, resolve_params
+
+    with pytest.raises(VariantParamsError, match=re.escape(says)):
+        resolve_params(get_variant("dsp_direct"), {"dsp_direct": block})
+    own, _ = resolve_params(get_variant("dsp_direct"), {"dsp_direct": {"gain_db": 24.0}})
+    assert own["gain_db"] == 24.0

@@ -467,6 +467,31 @@ def test_restore_stage(tmp_path, monkeypatch):
     assert exc.value.code == 1 and not (tmp_path / "other").exists()
 
 
+def test_restore_stage_for_one_group_writes_that_set_as_its_output(tmp_path, capsys):
+    """restore-<variant>@<group>: with --target only the msr_<group> set is restored and its
+    folder is --out itself (the path a stage over every group writes it to); a group outside
+    msr.targets, or --target beside --testset, is one line and writes nothing."""
+    root = tmp_path / "msr"
+    for group in ("Voc", "Bass"):
+        tiny_dataset(root / group)
+    params = tmp_path / "params.yaml"
+    params.write_text("msr:\n  targets: [Voc, Bass]\nvariants: {}\n")
+    main = runpy.run_path(str(ROOT / "stages" / "restore.py"))["main"]
+    out = tmp_path / "restored" / "identity" / "msr_Bass"
+    argv = ["--params", str(params), "--variant", "identity", "--msr-test", str(root)]
+    main([*argv, "--target", "Bass", "--out", str(out), "--no-progress"])
+    assert sorted(p.name for p in out.iterdir()) == ["a.wav", "b.wav", "decisions.json"]
+    for bad, says in [
+        (["--target", "Gtr"], "--target 'Gtr' is not in msr.targets (Voc, Bass)"),
+        (["--target", "Voc", "--testset", f"t={root / 'Voc'}"], "give --msr-test and no"),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, *bad, "--out", str(tmp_path / "other"), "--no-progress"])
+        message = capsys.readouterr().err.strip().splitlines()
+        assert exc.value.code == 1 and len(message) == 1 and says in message[0], message
+        assert not (tmp_path / "other").exists()
+
+
 def test_stage_and_cli_load_the_separator_from_a_repo_folder(tmp_path, capsys):
     """The pipeline path end to end: a separator exported as the train stage does, loaded by
     name ("trained") from --separator-dir / --separator-repo, run on a T2 example."""

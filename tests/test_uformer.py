@@ -385,7 +385,7 @@ def _stage_main() -> Any:
 def test_per_group_checkpoints_load_by_group_name(
     msr_train: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """train_uformer@Voc writes models/uformer/Voc; the variant loads each group's model by
+    """train-uformer@Voc writes models/uformer/Voc; the variant loads each group's model by
     the example's group, once, from models/ or from models/uformer itself."""
     monkeypatch.chdir(tmp_path)
     preset = {

@@ -68,6 +68,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--msr-test", help="folder of T2 test sets, one <group> folder per msr.targets entry"
     )
+    parser.add_argument(
+        "--target",
+        help="one T2 group only (a per-group stage): the msr_<group> set of --msr-test, whose "
+        "own folder is then the output (and, to evaluate, the restored folder)",
+    )
+
+
+def chosen_targets(params: Mapping[str, Any], args: argparse.Namespace) -> list[str] | None:
+    """The T2 groups a restore or evaluate stage works on: ``msr.targets``
+    (:func:`msr_targets`) with ``--msr-test``, only ``--target`` when it is given (a
+    per-group stage, ``restore-uformer@Voc``), ``None`` without ``--msr-test``. A
+    ``--target`` outside ``msr.targets``, or with ``--testset``, or without ``--msr-test``,
+    is a one-line :class:`~musicrestore.core.errors.StageError`."""
+    target = getattr(args, "target", None)
+    if target is not None and (args.testset or not args.msr_test):
+        raise StageError("--target works on one T2 set: give --msr-test and no --testset")
+    if not args.msr_test:
+        return None
+    targets = msr_targets(params)
+    if target is None:
+        return targets
+    if target not in targets:
+        raise StageError(f"--target {target!r} is not in msr.targets ({', '.join(targets)})")
+    return [target]
+
+
+def restored_sets(sets: Mapping[str, Path], restored: str | Path) -> dict[str, Path]:
+    """The test sets of ``sets`` that a restore stage wrote into ``restored`` (a
+    ``<restored>/<name>/`` folder each), in the same order; none is a one-line
+    :class:`~musicrestore.core.errors.StageError` naming the sets looked for."""
+    found = {name: folder for name, folder in sets.items() if (Path(restored) / name).is_dir()}
+    if not found:
+        raise StageError(f"{restored}: holds none of the test sets {', '.join(sets)}")
+    return found
+
+
+def set_folder(root: str | Path, name: str, args: argparse.Namespace) -> Path:
+    """Where test set ``name`` lives under a stage's output (or restored) folder ``root``:
+    ``<root>/<name>``, or ``root`` itself in a per-group stage (``--target``), whose output
+    is that one set's folder (``data/restored/uformer/msr_Voc``), the same path as in a
+    stage over every group."""
+    return Path(root) if getattr(args, "target", None) else Path(root) / name
 
 
 def resolve(

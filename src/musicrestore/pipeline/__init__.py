@@ -4,18 +4,22 @@
 --check`` fails when the file on disk differs (a test runs the check). Two things are derived
 here rather than typed by hand, because a hand-written copy drifts:
 
-- **The variant stages.** ``restore-<variant>`` and ``evaluate-<variant>`` come from
+- **The variant stages.** ``restore-<variant>`` (``restore-<variant>@<group>`` for a
+  per-target variant) and ``evaluate@<variant>`` come from
   :data:`musicrestore.variants.VARIANTS`: each variant's params (its own block and the ones
   it borrows, ``uses``), its artifacts (the separator, a checkpoint) and the test sets of
   the tasks it applies to are declared once, at its registration. Since the file is
-  generated, each variant gets a plain stage of its own (DVC's ``foreach`` would need the
-  same number of deps in every item, i.e. padding) and DVC's ``foreach`` is kept where the
-  items really share one template (``build_msr@<group>``, ``train_uformer@<group>``).
+  generated, each variant's restore is a plain stage of its own (DVC's ``foreach`` would need
+  the same number of deps in every item, i.e. padding); DVC's ``foreach`` is kept where the
+  items really share one template (``build_msr@<group>``, ``train-uformer@<group>``,
+  ``restore-uformer@<group>``, and ``evaluate@<variant>``, which scores the test sets the
+  restore stage wrote).
 - **Code dependencies.** Each stage depends on its script and on every project module the
   script imports, directly or through other modules, found by reading the import statements
   (:func:`module_closure`; imports inside functions count, since they run when the code
   does). Editing a module therefore re-runs exactly the stages whose code reads it. A
-  package the stage reads entirely is one directory dependency (``src/musicrestore/core``);
+  package the stage reads entirely is one directory dependency, and the foundation package
+  (``src/musicrestore/core``, :data:`~.code.FOUNDATION`) always is;
   ``.dvcignore`` keeps ``__pycache__`` out of its hash. The :mod:`musicrestore.tracking`
   package (MLflow records) is left out on purpose: it shapes no output. A restore stage
   depends on its own variant's module, not on the other variants that the ``variants``

@@ -18,6 +18,12 @@ SRC = ROOT / "src"
 
 #: Modules that shape no stage output (see the module docstring); never a code dependency.
 NOT_OUTPUT_SHAPING = frozenset({f"{PACKAGE}.tracking"})
+#: The foundation layer (docs/architecture.md): every stage reads most of it (errors, config,
+#: audio I/O, the stage guard), so a stage that reads any of its modules depends on the
+#: whole folder. One entry instead of five per stage; the cost is that editing one of its
+#: modules a stage does not read (the overlap-add engine, the checkpoint allowlist) re-runs
+#: that stage too.
+FOUNDATION = frozenset({f"{PACKAGE}.core"})
 
 # ----------------------------------------------------------------------------- imports
 
@@ -146,7 +152,8 @@ def _inert(path: Path) -> bool:
 def collapse_packages(files: Iterable[Path], src: Path = SRC) -> list[str]:
     """Repository-relative paths of ``files``, with every package folder below the top
     package whose ``.py`` files are all among them given as the folder alone (outermost
-    first), so a stage that reads a whole package lists one directory dependency. A module
+    first), so a stage that reads a whole package lists one directory dependency; a
+    :data:`FOUNDATION` package is one folder as soon as one of its modules is read. A module
     that shapes no output (:data:`NOT_OUTPUT_SHAPING`) does not keep its package from being
     one folder: editing it then re-runs the stage, which is harmless."""
     wanted = {Path(f).resolve() for f in files}
@@ -154,8 +161,12 @@ def collapse_packages(files: Iterable[Path], src: Path = SRC) -> list[str]:
     neutral = {p.resolve() for m in NOT_OUTPUT_SHAPING if (p := module_file(m, src))}
     out: list[str] = []
 
+    foundation = {p.resolve().parent for m in FOUNDATION if (p := module_file(m, src))}
+
     def covered(folder: Path) -> bool:
         mine = {f.resolve() for f in folder.rglob("*.py") if not _inert(f)}
+        if folder.resolve() in foundation:
+            return bool(mine & wanted)
         return bool(mine & wanted) and mine <= wanted | neutral
 
     def visit(folder: Path) -> None:

@@ -12,6 +12,7 @@ import difflib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -43,7 +44,7 @@ def render() -> str:
     """The text of ``dvc.yaml``."""
     per_target = [f"{MODELS}/{m}/{g}" for m in PER_TARGET for g in msr_targets()]
     gan_curves = ["train_recon", "train_gen", "train_feat", "train_disc"]
-    doc = {
+    doc: dict[str, Any] = {
         "stages": stages(),
         "artifacts": artifacts(),
         "metrics": model_metric_files(),
@@ -69,9 +70,10 @@ def render() -> str:
 
 
 def _flow_lists(text: str, width: int = 100) -> str:
-    """``params``, ``outs`` and ``deps`` lists of plain paths and names as YAML flow lists
-    (``params: [seed, msr]``), wrapped at ``width`` columns, so a stage reads in a few
-    lines; lists that hold mappings (``cache: false``) stay in block style."""
+    """``params``, ``outs``, ``deps`` and ``foreach`` lists of plain paths and names as YAML
+    flow lists (``params: [seed, msr]``), wrapped at ``width`` columns, so a stage reads in a few
+    lines; a path with a ``${item}`` template is quoted (braces end a plain scalar in a flow
+    list); lists that hold mappings (``cache: false``) stay in block style."""
     lines = text.splitlines()
     out: list[str] = []
     i = 0
@@ -79,19 +81,29 @@ def _flow_lists(text: str, width: int = 100) -> str:
         line = lines[i]
         key = line.strip()
         indent = line[: len(line) - len(line.lstrip())]
-        if key in ("params:", "outs:", "deps:"):
+        if key in ("params:", "outs:", "deps:", "foreach:"):
             items, j = [], i + 1
             while j < len(lines) and lines[j].startswith(f"{indent}- "):
                 items.append(lines[j][len(indent) + 2 :])
                 j += 1
-            plain = all(not set(item) & set(":,{}[]#&*!|>'\"%@`") for item in items)
+            bare = [_unquoted(item).replace("${item}", "") for item in items]
+            plain = all(not set(item) & set(":,{}[]#&*!|>'\"%@`") for item in bare)
             if items and plain and not (j < len(lines) and lines[j].startswith(f"{indent}  ")):
+                items = [f"'{i}'" if "${" in i else i for i in map(_unquoted, items)]
                 out.extend(_wrapped(f"{indent}{key} [", items, f"{indent}  ", width))
                 i = j
                 continue
         out.append(line)
         i += 1
     return "\n".join(out) + "\n"
+
+
+def _unquoted(item: str) -> str:
+    """A list item as ``yaml.safe_dump`` wrote it, without the quotes it puts around a
+    ``${item}`` template (flow style quotes it again)."""
+    if len(item) > 1 and item[0] == item[-1] == "'" and "${" in item:
+        return item[1:-1]
+    return item
 
 
 def _wrapped(head: str, items: Sequence[str], indent: str, width: int) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ..data.testsets import MSR_PREFIX
 from .code import PACKAGE, code_deps
 
 #: Mixture test sets: name -> (task, folder). T2 sets are ``MSR_TEST/<group>``.
@@ -31,19 +32,23 @@ TIMING = "reports/timing"
 # ------------------------------------------------------------------------------ stages
 
 
-def restore_stage(variant: str) -> str:
-    """The name of a variant's restore stage."""
-    return f"restore-{variant}"
+def restore_stage(variant: str, group: str | None = None) -> str:
+    """The name of a variant's restore stage (for ``group``, a per-target variant's)."""
+    return f"restore-{variant}" if group is None else f"restore-{variant}@{group}"
+
+
+#: The ``foreach`` stage that scores every variant (``evaluate@<variant>``).
+EVALUATE = "evaluate"
 
 
 def evaluate_stage(variant: str) -> str:
     """The name of a variant's evaluate stage."""
-    return f"evaluate-{variant}"
+    return f"{EVALUATE}@{variant}"
 
 
 def train_stage(model: str, group: str | None = None) -> str:
     """The name of the stage that trains ``model`` (for ``group``, a per-target model)."""
-    return f"train-{model}" if group is None else f"train_{model}@{group}"
+    return f"train-{model}" if group is None else f"train-{model}@{group}"
 
 
 def _own_modules(kind: str) -> dict[str, str]:
@@ -72,49 +77,72 @@ def _testset_args(tasks: Sequence[str]) -> tuple[list[str], list[str]]:
 
 
 def variant_stages() -> dict[str, Any]:
-    """``restore-<variant>`` and ``evaluate-<variant>`` for every registered variant."""
+    """``restore-<variant>`` for every registered variant, and for a per-target variant (one
+    model per T2 group) ``restore-<variant>@<group>`` over ``msr.targets`` (DVC's
+    ``foreach``), so retraining one group's model re-runs that group's restore only; then
+    ``evaluate@<variant>``, one ``foreach`` over every variant: the same command and
+    dependencies for all (every test set), scoring the sets the restore stage wrote. That
+    over-reaches on purpose, for one template instead of a stage per variant: a T1-only
+    variant's evaluation re-runs (tens of seconds) when the T2 test sets change, and a
+    per-target variant's re-scores every group when one group's restore changes."""
     from ..variants import VARIANTS
 
     modules = _own_modules("variants")
-    eval_code = code_deps("stages/evaluate.py")
-    restore, evaluate = {}, {}
+    restore: dict[str, Any] = {}
     for name, v in VARIANTS.items():
-        args, sets = _testset_args(v.tasks)
+        item = "${item}"
+        if v.per_target:  # one T2 set per stage: that set's folder is the stage's output
+            args, sets = [f"--msr-test {MSR_TEST} --target {item}"], [f"{MSR_TEST}/{item}"]
+            out = f"{RESTORED}/{name}/{MSR_PREFIX}{item}"
+            timing = f"{TIMING}/{name}/{MSR_PREFIX}{item}.json"
+        else:
+            args, sets = _testset_args(v.tasks)
+            out, timing = f"{RESTORED}/{name}", f"{TIMING}/{name}.json"
         artifacts = []
         if v.needs_separator:
             args.append(f"--separator-dir {SEPARATOR}")
             artifacts.append(SEPARATOR)
         if v.checkpoint:  # ctx.model(name) loads <models-dir>/<name> (per target: /<group>)
             args.append(f"--models-dir {MODELS}")
-            artifacts.append(f"{MODELS}/{v.checkpoint}")
-        targets = ["msr.targets"] if "T2" in v.tasks else []
+            artifacts.append(f"{MODELS}/{v.checkpoint}" + (f"/{item}" if v.per_target else ""))
         others = set(modules.values()) - {modules[name]}
-        restore[restore_stage(name)] = {
+        body = {
             "cmd": " ".join(
                 [
-                    f"python stages/restore.py --params params.yaml --variant {name}",
+                    f"python stages/restore.py --variant {name}",
                     *args,
-                    f"--out {RESTORED}/{name} --timing {TIMING}/{name}.json --no-progress",
+                    f"--out {out} --timing {timing} --no-progress",
                 ]
             ),
             "deps": [*code_deps("stages/restore.py", [modules[name]], others), *sets, *artifacts],
-            "params": [*(f"variants.{key}" for key in v.reads), "restore", *targets],
-            "outs": [f"{RESTORED}/{name}"],
-            "metrics": [{f"{TIMING}/{name}.json": {"cache": False}}],
+            "params": [
+                *(f"variants.{key}" for key in v.reads),
+                "restore",
+                *(["msr.targets"] if "T2" in v.tasks else []),
+            ],
+            "outs": [out],
+            "metrics": [{timing: {"cache": False}}],
         }
-        evaluate[evaluate_stage(name)] = {
+        restore[restore_stage(name)] = (
+            {"foreach": "${msr.targets}", "do": body} if v.per_target else body
+        )
+    every_set, set_folders = _testset_args(("T1", "T2", "T3"))
+    evaluate = {
+        "foreach": list(VARIANTS),
+        "do": {
             "cmd": " ".join(
                 [
-                    f"python stages/evaluate.py --params params.yaml --variant {name}",
-                    *_testset_args(v.tasks)[0],
-                    f"--restored {RESTORED}/{name} --out {EVAL}/{name} --no-progress",
+                    "python stages/evaluate.py --variant ${item}",
+                    *every_set,
+                    f"--restored {RESTORED}/${{item}} --out {EVAL}/${{item}} --no-progress",
                 ]
             ),
-            "deps": [*eval_code, *sets, f"{RESTORED}/{name}"],
-            "params": ["evaluate", *targets],
-            "outs": [f"{EVAL}/{name}"],
-        }
-    return {**restore, **evaluate}
+            "deps": [*code_deps("stages/evaluate.py"), *set_folders, f"{RESTORED}/${{item}}"],
+            "params": ["evaluate", "msr.targets"],
+            "outs": [f"{EVAL}/${{item}}"],
+        },
+    }
+    return {**restore, EVALUATE: evaluate}
 
 
 #: Learned restorers trained by ``stages/train.py``: name -> training dataset folders.
@@ -141,7 +169,7 @@ def _train_code(model: str) -> list[str]:
 
 def train_stages() -> dict[str, Any]:
     """``train-<model>`` for every learned model whose variant is registered, and
-    ``train_<model>@<group>`` for every per-target model (:data:`PER_TARGET`) over
+    ``train-<model>@<group>`` for every per-target model (:data:`PER_TARGET`) over
     ``msr.targets`` (DVC's ``foreach``, like ``build_msr``): ``models/<model>/<group>``.
     The restore stage of a per-target variant depends on the whole ``models/<model>``
     folder, which DVC connects to every ``train_<model>@<group>`` output inside it."""
@@ -153,7 +181,7 @@ def train_stages() -> dict[str, Any]:
         if name not in checkpoints:
             continue
         out[train_stage(name)] = {
-            "cmd": f"python stages/train.py --params params.yaml --model {name} --train "
+            "cmd": f"python stages/train.py --model {name} --train "
             f"{' '.join(folders)} --out {MODELS}/{name} --work {MODELS}/.{name}_work "
             "--no-progress",
             "deps": [*folders, *_train_code(name)],
@@ -164,10 +192,10 @@ def train_stages() -> dict[str, Any]:
     for name, root in PER_TARGET.items():
         if name not in per_target:
             continue
-        out[f"train_{name}"] = {
+        out[train_stage(name)] = {
             "foreach": "${msr.targets}",
             "do": {
-                "cmd": f"python stages/train.py --params params.yaml --model {name} --target "
+                "cmd": f"python stages/train.py --model {name} --target "
                 f"${{item}} --train {root}/${{item}} --out {MODELS}/{name}/${{item}} "
                 f"--work {MODELS}/.{name}_work/${{item}} --no-progress",
                 "deps": [f"{root}/${{item}}", *_train_code(name)],
@@ -207,7 +235,7 @@ def stages() -> dict[str, Any]:
     """Every stage of the pipeline, in execution order."""
     out: dict[str, Any] = {
         "fetch_rawstems": {
-            "cmd": "python stages/fetch_rawstems.py --params params.yaml --out data/rawstems",
+            "cmd": "python stages/fetch_rawstems.py --out data/rawstems",
             "deps": code_deps("stages/fetch_rawstems.py"),
             "params": [
                 "seed",
@@ -221,7 +249,7 @@ def stages() -> dict[str, Any]:
             "outs": ["data/rawstems"],
         },
         "index_rawstems": {
-            "cmd": "python stages/index_rawstems.py --params params.yaml --rawstems data/rawstems "
+            "cmd": "python stages/index_rawstems.py --rawstems data/rawstems "
             "--index data/index.csv --splits data/splits --summary reports/dataset.json",
             "deps": ["data/rawstems", *code_deps("stages/index_rawstems.py")],
             "params": ["seed", "data.split"],
@@ -231,7 +259,7 @@ def stages() -> dict[str, Any]:
         "build_msr": {
             "foreach": "${msr.targets}",
             "do": {
-                "cmd": "python stages/build_msr.py --params params.yaml --rawstems data/rawstems "
+                "cmd": "python stages/build_msr.py --rawstems data/rawstems "
                 f"--splits data/splits --target ${{item}} --out-test {MSR_TEST}/${{item}} "
                 f"--out-train {MSR_TRAIN}/${{item}}",
                 "deps": ["data/rawstems", "data/splits", *code_deps("stages/build_msr.py")],
@@ -252,7 +280,7 @@ def stages() -> dict[str, Any]:
             },
         },
         "build_musicgen_like": {
-            "cmd": "python stages/build_musicgen_like.py --params params.yaml "
+            "cmd": "python stages/build_musicgen_like.py "
             "--rawstems data/rawstems --splits data/splits --out data/musicgen_like",
             "deps": [
                 "data/rawstems",
@@ -264,14 +292,14 @@ def stages() -> dict[str, Any]:
             "outs": ["data/musicgen_like"],
         },
         "fetch_musicgen": {
-            "cmd": "python stages/fetch_musicgen.py --params params.yaml --rawstems data/rawstems "
+            "cmd": "python stages/fetch_musicgen.py --rawstems data/rawstems "
             "--splits data/splits --out data/musicgen",
             "deps": ["data/rawstems", "data/splits", *code_deps("stages/fetch_musicgen.py")],
             "params": ["musicgen"],
             "outs": ["data/musicgen"],
         },
         "train_separator": {
-            "cmd": "python stages/train_separator.py --params params.yaml --rawstems data/rawstems "
+            "cmd": "python stages/train_separator.py --rawstems data/rawstems "
             f"--splits data/splits --out {SEPARATOR} --work models/.separator_work",
             "deps": ["data/rawstems", "data/splits", *code_deps("stages/train_separator.py")],
             "params": ["seed", "separate"],
@@ -280,10 +308,7 @@ def stages() -> dict[str, Any]:
         **train_stages(),
         **variant_stages(),
         "report": {
-            "cmd": (
-                f"python stages/report.py --params params.yaml --eval {EVAL} --out reports"
-                f" --models {MODELS}"
-            ),
+            "cmd": (f"python stages/report.py --eval {EVAL} --out reports --models {MODELS}"),
             "deps": [
                 *code_deps("stages/report.py"),
                 EVAL,

@@ -46,13 +46,26 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return out
 
 
+def read_timing(folder: Path) -> dict[str, dict[str, float]]:
+    """``{variant: timing}`` from ``<folder>/<variant>.json`` (a restore stage's uncached
+    metrics) and, for a per-target variant restored group by group, from the files of
+    ``<folder>/<variant>/`` (``msr_Voc.json``, ...), combined: ``rtf`` and ``rtf_t2`` are the
+    summed compute seconds over the summed audio seconds of its groups."""
+    timing = {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        parts = [json.loads(path.read_text()) for path in sorted(sub.glob("*.json"))]
+        audio = sum(float(p.get("audio_s", 0.0)) for p in parts)
+        compute = sum(float(p.get("compute_s", 0.0)) for p in parts)
+        if audio > 0:
+            rtf = round(compute / audio, 4)
+            timing[sub.name] = {"rtf": rtf, "rtf_t2": rtf, "audio_s": audio, "compute_s": compute}
+    return timing
+
+
 def results_block(root: Path) -> str:
     """The Markdown between the markers, from the result files under ``root``."""
     metrics: Mapping[str, Any] = json.loads((root / "reports" / "metrics.json").read_text())
-    timing = {
-        path.stem: json.loads(path.read_text())
-        for path in sorted((root / "reports" / "timing").glob("*.json"))
-    }
+    timing = read_timing(root / "reports" / "timing")
     columns = [c for c in COLUMNS if any(c[1] in metrics[v].get(c[0], {}) for v in metrics)]
     header = ["variant", *(c[2] for c in columns), "RTF T1", "RTF T2"]
     rows = []

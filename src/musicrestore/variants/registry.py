@@ -179,6 +179,10 @@ class VariantParamsError(VariantError, ConfigError):
 #: below ``variants.<key>``): the conventions of the DSP blocks' signatures. STFT sizes,
 #: filter orders, block lengths, iteration counts, windows and corner frequencies are
 #: positive; durations in ms are not negative; percentiles and fractions have their ranges.
+#: Levels and gains in dB stay in [-120, 40] and gains applied to the signal (``*gain_db``)
+#: in [-60, 24], so no edit can turn a restoration into a signal at 1e9 (a +200 dB gain);
+#: thresholds are levels in dBFS (<= 0); compressor and gate ratios are >= 1 (pedalboard's
+#: own limit) and <= 100; frequencies stay below 96 kHz. Every pattern that matches applies.
 #: A wrong value fails when the params are read instead of as a NumPy traceback mid-run.
 VARIANT_POSITIVE = (
     "*n_fft",
@@ -199,6 +203,11 @@ VARIANT_RANGES: dict[str, Any] = {
     "*decision_directed": (0.0, 1.0, "a fraction"),
     "*prop_decrease": (0.0, 1.0, "a fraction"),
     "*mask_floor": (0.0, 1.0, "a fraction"),
+    "*gain_db": (-60.0, 24.0, "a gain in dB"),  # the specific patterns first: the first
+    "*threshold_db": (-120.0, 0.0, "a level in dBFS"),  # one that fails names the value
+    "*_db": (-120.0, 40.0, "a level or gain in dB"),
+    "*_ratio": (1.0, 100.0, "a ratio"),
+    "*_hz": (0.0, 96000.0, "a frequency in Hz"),
 }
 
 
