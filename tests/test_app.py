@@ -10,6 +10,7 @@ only). Screenshots of every tab go to ``tests/artifacts/``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -24,6 +25,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,6 +49,7 @@ from musicrestore.app import (  # noqa: E402
     restoration,
     sources,
 )
+from musicrestore.app.session import reset  # noqa: E402
 from musicrestore.app.ui import build_app, launch_kwargs  # noqa: E402
 from musicrestore.core.audio import save_audio  # noqa: E402
 from musicrestore.core.config import ConfigError  # noqa: E402
@@ -128,12 +131,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     )
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    """The app on 127.0.0.1, a free port, serving a fresh project; closed at the end."""
-    root = _make_project(tmp_path_factory.mktemp("project"))
+@contextlib.contextmanager
+def _serving(root: Path, workspace: Workspace) -> Iterator[SimpleNamespace]:
+    """The app of the project at ``root`` on 127.0.0.1, a free port; closed at the end."""
     project = Project.load(root / "params.yaml")
-    workspace = Workspace(tmp_path_factory.mktemp("workspace"))
     demo = build_app(project, workspace)
     _, url, _ = demo.launch(
         prevent_thread_lock=True,
@@ -148,6 +149,14 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
         workspace.close()
 
 
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """The app on 127.0.0.1, a free port, serving a fresh project; closed at the end."""
+    root = _make_project(tmp_path_factory.mktemp("project"))
+    with _serving(root, Workspace(tmp_path_factory.mktemp("workspace"))) as served:
+        yield served
+
+
 def _client(app: SimpleNamespace) -> Client:
     return Client(app.url, verbose=False)
 
@@ -160,6 +169,12 @@ def _stage(out: str, targets: tuple[str, ...] = ()) -> str:
     stage = pipeline.stage_writing(out, list(targets))
     assert stage, f"the pipeline names no stage that writes {out}"
     return stage
+
+
+def _v(output: Any) -> Any:
+    """An output's value as the client receives it: an update (``gr.update``) arrives as a
+    dict with its ``value``; a plain value as it is."""
+    return output["value"] if isinstance(output, dict) and "__type__" in output else output
 
 
 def _error(call) -> str:  # type: ignore[no-untyped-def]
@@ -219,12 +234,14 @@ def test_availability_follows_the_registry_and_models(
     assert f"`dvc repro {separator}`" in note and "`dvc repro train-fake_ckpt`" in note
     assert avail["fake_learned"].commands == ("dvc repro train-fake_ckpt",)
     assert f"run `dvc repro {separator}`" in project.describe_variant("demucs")
-    assert "Pipeline scores" not in project.describe_variant("dsp_direct")
+    assert "Scores on the pipeline's test sets" not in project.describe_variant("dsp_direct")
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "metrics.json").write_text(
         json.dumps({"dsp_direct": {"t1": {"si_sdr": 1.5}, "t3": {"p25_level_db": -60.0}}})
     )
-    assert "T1 si_sdr 1.5; T3 p25_level_db -60" in project.describe_variant("dsp_direct")
+    described = project.describe_variant("dsp_direct")
+    assert "T1 SI-SDR 1.50 dB; T3 P25 level -60.00 dB." in described
+    assert "from `reports/metrics.json` (written by the last `dvc repro`" in described
 
     for v in VARIANTS.values():  # every checkpoint folder, and the separator's
         if v.checkpoint:
@@ -266,6 +283,153 @@ def test_missing_models_are_named_by_the_pipeline(
         "No test sets under `data/` yet: `dvc repro build_musicgen_like` (T1), "
         "`dvc repro build_msr` (T2) and `dvc repro fetch_musicgen` (T3) make them."
     )
+
+
+def test_a_per_group_model_offers_exactly_its_trained_groups(tmp_path: Path) -> None:
+    """uformer has one model per msr.targets group: the app offers the groups trained
+    here, no "(mixture)", and names the command for the others; a group outside
+    msr.targets says to add it there (never a CLI flag)."""
+    from musicrestore.app.ui import _target_choices
+
+    (tmp_path / "models" / "uformer" / "Voc").mkdir(parents=True)
+    (tmp_path / "models" / "uformer" / "Voc" / "config.json").write_text("{}")
+    (tmp_path / "models" / "uformer" / "Bass").mkdir()  # a folder without a model
+    project = Project(tmp_path, {"msr": {"targets": ["Voc", "Bass", "Gtr"]}})
+    have, todo = project.stem_targets("uformer")
+    assert have == ["Voc"]
+    assert todo == {g: f"dvc repro {_stage(f'models/uformer/{g}', ('Voc', 'Bass', 'Gtr'))}"
+                    for g in ("Bass", "Gtr")}  # fmt: skip
+    assert todo["Bass"] == "dvc repro train-uformer@Bass"
+    assert _target_choices(project, "uformer") == (["Voc"], "Voc")
+    assert _target_choices(project, "demucs")[0][0] == "(mixture)"
+    text = project.describe_variant("uformer")
+    assert "Trained for Voc" in text and "Bass (`dvc repro train-uformer@Bass`)" in text
+    session = Workspace(tmp_path / "ws").new_session()
+    session.input = tmp_path / "x.wav"
+    save_audio(session.input, _music(16000, 1.0, 1), 16000)
+    for target, says in [
+        (
+            None,
+            "uformer restores one stem group with that group's model: pick a target group (Voc)",
+        ),
+        ("Bass", "uformer has no model for Bass here: run `dvc repro train-uformer@Bass`"),
+        ("Gtr_AG", "uformer has no model for Gtr_AG here: add it to msr.targets in params"),
+    ]:
+        with pytest.raises(AppError) as exc:
+            restoration.restore(project, session, "uformer", None, target)
+        assert str(exc.value).startswith(says) and "--target" not in str(exc.value)
+
+
+def test_reset_stops_a_running_job_and_never_removes_a_file_it_still_uses(
+    tmp_path: Path,
+) -> None:
+    """The Reset race: a request holds its session (``Workspace.job``); Reset asks it to
+    stop, waits until it has, and the files go only after the grace period (Gradio copies
+    a returned file after the handler returns); a result for a reset session is refused."""
+    import time
+
+    workspace = Workspace(tmp_path / "ws", grace_s=0.5)
+    session = workspace.new_session("tab1")
+    kept = session.save("input", _music(8000, 0.5, 1), 8000)
+    started, stopped = threading.Event(), []
+
+    def job() -> None:
+        try:
+            with workspace.job(session) as check:
+                started.set()
+                for _ in range(200):  # a restore's chunks: check between them
+                    time.sleep(0.01)
+                    check()
+        except AppError as exc:
+            stopped.append(str(exc))
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    assert started.wait(5)
+    fresh = reset(workspace, session, "tab1")  # returns once the job has stopped
+    assert not worker.is_alive() or worker.join(1) is None
+    assert stopped == ["stopped: the session was reset (its result is discarded)"]
+    assert kept.is_file()  # still there for Gradio to copy
+    assert workspace.gone(session) == "reset" and workspace.gone(fresh) is None
+    with pytest.raises(AppError, match="reset"), workspace.job(session):
+        pass  # a request that queued behind Reset never works in the old session
+    deadline = time.monotonic() + 10
+    while kept.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not kept.exists()  # gone after the grace period
+    assert fresh.folder.parent == session.folder.parent  # the same tab
+
+
+def test_closed_tabs_and_the_disk_cap_free_the_workspace(tmp_path: Path) -> None:
+    """Gradio's unload (a closed tab) removes that tab's sessions at once (after the
+    grace period), not after its one-hour state lifetime; the disk cap forgets the oldest
+    idle sessions first and never the session of the request that just ran."""
+    import os
+    import time
+
+    workspace = Workspace(tmp_path / "ws", max_bytes=300_000, grace_s=0.0)
+    sessions = []
+    for k in range(4):  # 4 sessions of ~128 kB each, oldest first
+        s = workspace.new_session(f"tab{k}")
+        path = s.save("input", _music(16000, 2.0, 1, seed=k), 16000)
+        os.utime(path, (1000.0 + k, 1000.0 + k))
+        sessions.append(s)
+    dropped = workspace.enforce_cap(keep=sessions[0])
+    assert dropped == [sessions[1].folder, sessions[2].folder]  # oldest idle first
+    assert workspace.gone(sessions[0]) is None and workspace.gone(sessions[3]) is None
+    with pytest.raises(AppError, match="app.max_workspace_mb"), workspace.job(sessions[1]):
+        pass
+    assert workspace.drop_owner("tab3") == 1
+    assert workspace.gone(sessions[3]) == "closed"
+    deadline = time.monotonic() + 10
+    while any(s.folder.exists() for s in sessions[1:]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [s.folder.exists() for s in sessions] == [True, False, False, False]
+
+
+def test_players_get_a_compressed_preview_never_above_full_scale(tmp_path: Path) -> None:
+    """The browser gets Ogg Vorbis (a fraction of the float WAV, which stays for download);
+    a signal above 0 dBFS is scaled to full scale and the label says so."""
+    session = Workspace(tmp_path / "ws").new_session()
+    loud = session.save("loud", 4.0 * _music(44100, 5.0, 2), 44100)  # peaks near +12 dB
+    preview, note = session.preview(loud)
+    wave, sr = sf.read(preview, always_2d=True)
+    assert sr == 44100 and wave.shape == (5 * 44100, 2)
+    assert 0.8 < np.max(np.abs(wave)) <= 1.0  # to -1 dBFS: the codec's overshoot stays below 0
+    assert preview.stat().st_size < loud.stat().st_size / 5
+    assert note.startswith(" (peaks at +1") and "dBFS" in note
+    assert session.preview(loud) == (preview, note)  # made once
+    quiet = session.save("quiet", 0.5 * _music(44100, 1.0, 1), 44100)
+    assert session.preview(quiet)[1] == ""
+
+
+def test_the_metrics_table_fits_and_says_where_a_metric_is_undefined(tmp_path: Path) -> None:
+    """A 0.1-s clip: STOI and loudness are "n/a (too short)", not 0 and -70 LUFS as if
+    measured; the default table keeps the headline columns, "all metrics" every one."""
+    project = Project(tmp_path, {})
+    session = Workspace(tmp_path / "ws").new_session()
+    clean = _music(16000, 0.1, 1)
+    session.sr = 16000
+    session.reference = session.save("reference", clean, 16000)
+    session.input = session.save("input", clean + 0.01, 16000)
+    session, _ = restoration.restore(project, session, "identity")
+    rows = comparison.compare(project, session).table
+    cells = {k: v for k, v in rows[0].items() if k.startswith(("STOI", "ΔLoudness", "Loudness"))}
+    assert cells and set(cells.values()) == {comparison.TOO_SHORT}, cells
+    short = comparison.table_view(rows, every=False)
+    assert set(short[0]) < set(rows[0]) and "signal" in short[0]
+    assert not any(k.startswith(("Loudness", "True peak")) for k in short[0])
+    assert comparison.table_view(rows, every=True) == rows
+
+
+def test_port_taken_and_help_speak_the_commands_terms(capsys: pytest.CaptureFixture) -> None:
+    from musicrestore.app import server
+
+    assert "--port N" in server.port_taken(7860) and "GRADIO" not in server.port_taken(7860)
+    with pytest.raises(SystemExit):
+        server.main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "compare the outputs." in help_text  # the description ends its sentence
 
 
 def test_strength_scales_probabilities_and_degrading_is_seeded() -> None:
@@ -349,7 +513,7 @@ def test_every_tab_through_the_client(app: SimpleNamespace, files: SimpleNamespa
     tiny = _tiny_musicgen(app.root / "tiny_musicgen")
     status, source, *_ = c.predict("gentle grooves", 1.0, 0, str(tiny), api_name="/generate")
     assert status.startswith("**MusicGen (tiny_musicgen)") and "32000 Hz, mono" in status
-    assert sf.info(source).samplerate == 32000
+    assert sf.info(_v(source)).samplerate == 32000
 
     # Generate: a test-set clip (degraded input + its reference)
     status, source, degraded, reference, effects, _ = c.predict(CLIP_KEY, api_name="/load_clip")
@@ -365,7 +529,7 @@ def test_every_tab_through_the_client(app: SimpleNamespace, files: SimpleNamespa
     fx = json.loads(effects)
     assert [e["name"] for e in fx["effects"]] == ["limiter", "resample", "mp3", "gaussian_noise"]
     assert fx["degradation"]["seed"] == 7 and "degraded (msr_mixture)" in status
-    assert sf.info(degraded).frames == sf.info(reference).frames == 3 * 44100
+    assert sf.info(_v(degraded)).frames == sf.info(_v(reference)).frames == 3 * 44100
 
     # Restore: params prefilled per variant; target group only for "stem" variants
     params, target, _ = c.predict("demucs_dsp", api_name="/variant_params")
@@ -383,11 +547,18 @@ def test_every_tab_through_the_client(app: SimpleNamespace, files: SimpleNamespa
         )
     )
     assert "variants.dsp_direct.nr_n_fft" in msg
+    msg = _error(  # the issue's +200 dB gain: refused in one line, never played at 1e9
+        lambda: c.predict(
+            "dsp_direct", '{"dsp_direct": {"gain_db": 200}}', "(mixture)", api_name="/restore"
+        )
+    )
+    assert "variants.dsp_direct.gain_db: got 200.0; expected a gain in dB in [-60, 24]" in msg
     edited = json.loads(c.predict("dsp_direct", api_name="/variant_params")[0])
     edited["dsp_direct"]["gain_db"] = 0.0
     for name, text in [("dsp_direct", json.dumps(edited)), ("identity", "")]:
         *_, restored, info, decisions = c.predict(name, text, "(mixture)", api_name="/restore")
-        assert sf.info(restored).frames == 3 * 44100 and name in info
+        assert sf.info(_v(restored)).frames == 3 * 44100 and name in info
+        assert _v(restored).endswith(".preview.ogg")  # the browser gets the preview
         json.loads(decisions)
 
     # Compare: players, figures, metrics against the reference, downloads
@@ -396,12 +567,13 @@ def test_every_tab_through_the_client(app: SimpleNamespace, files: SimpleNamespa
     )
     shown = [s["label"] for s in slots if s.get("visible")]
     assert shown == ["reference", "input", "dsp_direct", "identity"]
+    table = _v(table)
     assert table["headers"][:2] == ["signal", "SI-SDR (dB) ↑"]
     rows = {r[0]: dict(zip(table["headers"], r, strict=True)) for r in table["data"]}
     assert set(rows) == {"input", "dsp_direct", "identity"}
     assert rows["identity"]["SI-SDR (dB) ↑"] == rows["input"]["SI-SDR (dB) ↑"]
     for png in (spec, overlay, diff):
-        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert Path(_v(png)).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(downloads) == 4 and "loudest window" in window
 
     # Reset
@@ -409,6 +581,46 @@ def test_every_tab_through_the_client(app: SimpleNamespace, files: SimpleNamespa
     assert status == "Nothing loaded yet."
     assert "nothing to compare" in _error(lambda: c.predict([], api_name="/compare"))
     assert "restore" in _error(lambda: c.predict("identity", "", "(mixture)", api_name="/restore"))
+
+
+def test_reset_during_a_restore_through_the_server(tmp_path: Path) -> None:
+    """The issue's race through a real server: Reset a second into a long restore. The
+    restore stops at its next chunk with one line (no FileNotFoundError, no wasted run to
+    the end), Reset answers with an empty session, and the same tab then works as new."""
+    from gradio_client.utils import Status
+
+    (tmp_path / "project").mkdir()
+    root = _make_project(tmp_path / "project")
+    params = {"app": APP_PARAMS, "restore": {"chunk_s": 0.25, "overlap_s": 0.05, "context_s": 0.1}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    workspace = Workspace(tmp_path / "ws", grace_s=1.0)
+    with _serving(root, workspace) as served:
+        long = tmp_path / "long.wav"  # 19 s: about 95 chunks of preclean
+        save_audio(long, _music(16000, 19.0, 1), 16000, subtype="PCM_16")
+        c = _client(served)
+        c.predict(handle_file(long), "degraded", api_name="/upload")
+        job = c.submit("preclean", "", "(mixture)", api_name="/restore")
+        deadline = time.monotonic() + 60
+        while job.status().code != Status.PROGRESS and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job.status().code == Status.PROGRESS, job.status()
+        started = time.monotonic()
+        status, *_ = c.predict(api_name="/reset")
+        waited = time.monotonic() - started
+        assert status == "Nothing loaded yet."
+        with pytest.raises(ClientAppError) as exc:
+            job.result(timeout=60)
+        assert "stopped: the session was reset" in str(exc.value)
+        assert "FileNotFoundError" not in str(exc.value)
+        print(f"\nReset during a restore: answered in {waited:.2f} s")
+        folders = [p for p in workspace.root.glob("*/*") if p.is_dir()]
+        assert folders  # the old session's files wait out the grace period ...
+        deadline = time.monotonic() + 10
+        while any(p.exists() for p in folders) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(p.exists() for p in folders)  # ... then they are gone
+        status, *_ = c.predict(handle_file(long), "degraded", api_name="/upload")
+        assert "upload long.wav" in status  # the tab goes on with a fresh session
 
 
 def test_bad_uploads_say_why_and_the_app_keeps_serving(
@@ -462,7 +674,7 @@ def test_eight_concurrent_clients(app: SimpleNamespace, files: SimpleNamespace) 
             c = _client(app)
             c.predict(handle_file(files.good), "clean", api_name="/upload")
             *_, restored, info, _ = c.predict("dsp_direct", "", "(mixture)", api_name="/restore")
-            assert sf.info(restored).frames == 3 * 44100
+            assert sf.info(_v(restored)).frames == 3 * 44100
             results.append(info)
         except BaseException as exc:  # noqa: BLE001 (reported below)
             errors.append(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,9 +50,8 @@ def test_block_needs_only_committed_files(tmp_path: Path) -> None:
         if (ROOT / "reports" / name).is_file():
             (tmp_path / "reports").mkdir(exist_ok=True)
             (tmp_path / "reports" / name).write_bytes((ROOT / "reports" / name).read_bytes())
-    (tmp_path / "reports" / "timing").mkdir()
-    for path in (ROOT / "reports" / "timing").glob("*.json"):
-        (tmp_path / "reports" / "timing" / path.name).write_bytes(path.read_bytes())
+    # every committed timing file, the per-group ones (timing/uformer/msr_<group>.json) too
+    shutil.copytree(ROOT / "reports" / "timing", tmp_path / "reports" / "timing")
     (tmp_path / "README.md").write_bytes((ROOT / "README.md").read_bytes())
     (tmp_path / "models" / "stray").mkdir(parents=True)  # an untracked model must not count
     (tmp_path / "models" / "stray" / "metrics.json").write_text('{"val_si_sdr": 99.0}')

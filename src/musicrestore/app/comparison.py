@@ -36,6 +36,20 @@ class Comparison:
     downloads: list[Path]  # every audio file of the session
 
 
+#: The columns the metrics table shows by default (the rest behind "all metrics"): what
+#: the report's headline uses, so the table fits the page.
+HEADLINE = ("si_sdr", "mel_ssim", "multi_mel_snr", "lsd", "p25_level_db")
+
+
+def table_view(rows: Sequence[dict[str, Any]], every: bool) -> list[dict[str, Any]]:
+    """The metrics table as shown: every column, or ``signal`` and the :data:`HEADLINE`
+    metrics that the rows have."""
+    if every:
+        return [dict(r) for r in rows]
+    keep = {"signal", *(_heading(n) for n in HEADLINE)}
+    return [{k: v for k, v in r.items() if k in keep} for r in rows]
+
+
 def _heading(name: str) -> str:
     from ..evaluation import metrics as M
 
@@ -62,11 +76,33 @@ def score_signal(
         if ref is not None:
             rms = float(np.sqrt(np.mean(np.square(ref, dtype=np.float64))))
             silent = 20 * math.log10(max(rms, 1e-12)) < cfg.silent_ref_dbfs
-        row = M.score(None if silent else ref, est, sr, None)
+        defined = [n for n in names if not too_short(n, est.shape[1], sr)]
+        row = M.score(None if silent else ref, est, sr, defined)
         for n in names:
             if n in row:
                 sums[n].append(row[n])
     return {n: float(np.mean(v)) if v else float("nan") for n, v in sums.items()}
+
+
+#: Metrics undefined on a signal shorter than this (seconds): BS.1770 loudness gates over
+#: 400-ms blocks, and STOI needs 30 frames of 25.6 ms at 10 kHz (its library returns a
+#: placeholder, and the loudness meter -70 LUFS, on anything shorter).
+MIN_DURATION_S = {"stoi": 0.4, "loudness_delta_lu": 0.4, "loudness_lufs": 0.4}
+#: Metrics undefined on fewer samples than this: mel-SSIM needs 3 frames of its 1024 hop.
+MIN_SAMPLES = {"mel_ssim": 2048}
+TOO_SHORT = "n/a (too short)"
+
+
+def too_short(metric: str, n_samples: int, sr: int) -> bool:
+    """Whether ``metric`` is undefined on a signal of ``n_samples`` at ``sr``."""
+    return n_samples < MIN_SAMPLES.get(metric, 0) or n_samples / sr < MIN_DURATION_S.get(
+        metric, 0.0
+    )
+
+
+def _cell(metric: str, value: float, n_samples: int, sr: int) -> float | str:
+    """A table cell: the value, or :data:`TOO_SHORT` where the metric is undefined."""
+    return TOO_SHORT if too_short(metric, n_samples, sr) else round(value, 3)
 
 
 def _matched(wave: np.ndarray, channels: int) -> np.ndarray:
@@ -138,7 +174,7 @@ def compare(
             progress(0.1 + 0.9 * k / len(scored), f"metrics of {role}")
         values = score_signal(reference, w, sr, project.eval)
         row: dict[str, Any] = {"signal": role}
-        row.update({_heading(n): round(v, 3) for n, v in values.items()})
+        row.update({_heading(n): _cell(n, v, w.shape[1], sr) for n, v in values.items()})
         table.append(row)
     downloads = [path for _, path in files]
     return Comparison(files, figures, (start / sr, stop / sr), table, downloads)

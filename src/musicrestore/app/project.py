@@ -42,9 +42,10 @@ APP_DEFAULTS: dict[str, Any] = {
     "queue_max_size": 32,  # requests waiting beyond this are turned away ("queue full")
     "figure_s": 20.0,  # the Compare figures show this long a window (the loudest)
     "max_outputs": 6,  # restored outputs compared at once
+    "max_workspace_mb": 4096.0,  # session files on disk; the oldest idle sessions go first
 }
 APP_RULES: dict[str, Any] = {
-    "positive": ("max_upload_mb", "max_duration_s", "figure_s"),
+    "positive": ("max_upload_mb", "max_duration_s", "figure_s", "max_workspace_mb"),
     "ranges": {
         "concurrency_limit": (1, None),
         "queue_max_size": (1, None),
@@ -66,6 +67,16 @@ def app_settings(section: Mapping[str, Any] | None) -> dict[str, Any]:
     range are a one-line :class:`~musicrestore.core.config.ConfigError` naming ``app.<key>``."""
     out: dict[str, Any] = config.merge(APP_DEFAULTS, section, "app", **APP_RULES)
     return out
+
+
+def _score(metric: str, value: Any) -> str:
+    """``SI-SDR 7.75 dB``: a headline number with the metric's label and unit."""
+    from ..evaluation.metrics import INFO
+
+    info = INFO.get(metric)
+    if info is None or not isinstance(value, int | float):
+        return f"{metric} {value}"
+    return f"{info.label} {value:.2f}{' ' + info.unit if info.unit else ''}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +168,28 @@ class Project:
 
     def available_variants(self) -> list[str]:
         return [name for name, a in self.availability().items() if a.available]
+
+    def stem_targets(self, name: str) -> tuple[list[str], dict[str, str]]:
+        """The T2 groups variant ``name`` can restore here, and the groups it cannot yet
+        with the command that would make each. A variant with one model per group (the
+        U-Former) has exactly the groups of ``msr.targets`` whose model folder holds a
+        ``config.json``; the others need ``dvc repro train-<model>@<group>``. A separating
+        variant maps any group of the taxonomy onto the separator's sources."""
+        from ..data.taxonomy import TARGETS
+
+        v = get_variant(name)
+        if v.output != "stem":
+            return [], {}
+        if not (v.per_target and v.checkpoint):
+            return list(TARGETS), {}
+        folder = self.models_dir / v.checkpoint
+        have = [g for g in self.msr_targets() if (folder / g / "config.json").is_file()]
+        todo = {
+            g: f"dvc repro {self.stage_for(f'{MODELS}/{v.checkpoint}/{g}')}"
+            for g in self.msr_targets()
+            if g not in have
+        }
+        return have, todo
 
     def msr_targets(self) -> list[str]:
         """``msr.targets`` of the params: the T2 groups the per-target stages iterate."""
@@ -264,16 +297,27 @@ class Project:
             text += f" Uses: {', '.join(needs)}."
         if not a.available:
             text += f" Missing {', '.join(a.missing)}: run `{'`, `'.join(a.commands)}`."
-        if v.output == "stem":
+        have, todo = self.stem_targets(name)
+        if v.output == "stem" and v.per_target:
+            if a.available:
+                text += f" Trained for {', '.join(have) or 'no group yet'}: pick one of them."
+            if todo:
+                text += " Not trained: " + ", ".join(f"{g} (`{c}`)" for g, c in todo.items())
+                text += "."
+        elif v.output == "stem":
             text += " Pick a target group to restore that stem (T2), or the mixture."
         scores = self.pipeline_scores(name)
         if scores:
             parts = [
-                f"{task.upper()} " + ", ".join(f"{m} {x:g}" for m, x in values.items())
+                f"{task.upper()} " + ", ".join(_score(m, x) for m, x in values.items())
                 for task, values in sorted(scores.items())
                 if isinstance(values, dict)
             ]
-            text += f"\n\nPipeline scores (`{METRICS_JSON}`): " + "; ".join(parts) + "."
+            text += (
+                f"\n\nScores on the pipeline's test sets, from `{METRICS_JSON}` (written by "
+                "the last `dvc repro` of this project, on the machine that ran it; a fresh "
+                "clone shows the committed run): " + "; ".join(parts) + "."
+            )
         return text
 
     # ------------------------------------------------------------------- test sets

@@ -26,9 +26,13 @@ from .project import Project
 from .session import MAX_SESSION_OUTPUTS, Output, ProgressFn, Session
 
 
-def targets() -> list[str]:
-    """T2 target groups a ``stem`` variant can restore (docs/method.md#targets)."""
-    return list(TARGETS)
+def targets(project: Project | None = None, name: str | None = None) -> list[str]:
+    """T2 target groups a ``stem`` variant can restore (docs/method.md#targets): for
+    variant ``name`` of ``project``, those :meth:`.Project.stem_targets` finds; else every
+    group of the taxonomy."""
+    if project is None or name is None:
+        return list(TARGETS)
+    return project.stem_targets(name)[0]
 
 
 def parse_params(text: str | None, variant: Variant) -> dict[str, Any]:
@@ -97,6 +101,20 @@ def restore(
             target = None  # a mixture variant ignores the target
         else:
             parse_target(target)
+    if variant.output == "stem" and variant.per_target:
+        have, todo = project.stem_targets(name)
+        if target is None:
+            raise AppError(
+                f"{name} restores one stem group with that group's model: pick a target group "
+                f"({', '.join(have)})"
+            )
+        if target not in have:
+            how = (
+                f"run `{todo[target]}`"
+                if target in todo
+                else "add it to msr.targets in params.yaml and run `dvc repro`"
+            )
+            raise AppError(f"{name} has no model for {target} here: {how}")
     edited = parse_params(params_text, variant)
     section = {**project.variants_params, **edited}
     ctx = project.context(variant, section, target)

@@ -32,12 +32,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="musicrestore app", description=__doc__.splitlines()[0])
+    p = _Parser(
+        prog="musicrestore app",
+        description="Serve the restoration app on 127.0.0.1: load or generate a source, "
+        "degrade it, restore it with any variant whose models exist, compare the outputs.",
+    )
     p.add_argument("--params", help="params.yaml (its folder is the project root)")
     p.add_argument(
         "--port", type=int, help=f"port on {HOST} (default: the first free one from 7860)"
     )
     return p
+
+
+def port_taken(port: int | None) -> str:
+    """The one line for a port that cannot be bound, in this command's own terms."""
+    if port is None:
+        return f"no free port on {HOST} from 7860 on: give one with --port N"
+    return f"port {port} on {HOST} is taken (another app?): give another with --port N"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             project = Project.load(args.params)
             from .ui import build_app, launch_kwargs
 
-            workspace = Workspace()
+            workspace = Workspace(max_bytes=project.settings["max_workspace_mb"] * 2**20)
             demo = build_app(project, workspace)
             try:
                 _, url, _ = demo.launch(
@@ -65,8 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     prevent_thread_lock=True,
                     **launch_kwargs(project, workspace),
                 )
-            except OSError as exc:  # the port is taken
-                print(f"error: {format_error(exc)}", file=sys.stderr)
+            except OSError:  # the port is taken (Gradio's message names its own API)
+                print(f"error: {port_taken(args.port)}", file=sys.stderr)
                 return 1
             print(f"musicrestore app: {url} (Ctrl-C stops it)", flush=True)
             demo.block_thread()

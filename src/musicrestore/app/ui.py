@@ -26,7 +26,7 @@ from ..variants import get_variant
 from . import comparison, degradation, restoration, sources
 from .errors import APP_USER_ERRORS, AppError, message
 from .project import Project
-from .session import Session, Workspace, reset
+from .session import CAPPED, Session, Workspace, reset
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,23 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _path(p: Path | None) -> str | None:
-    return str(p) if p is not None else None
+#: Labels of the players that show the session (the note of a scaled preview is added).
+SOURCE, DEGRADED, REFERENCE, RESTORED = (
+    "Loaded source",
+    "Degraded (the input to restore)",
+    "Reference (the clean input)",
+    "Restored",
+)
+
+
+def _player(session: Session, path: Path | None, label: str, **more: Any) -> Any:
+    """A player's update: the session file's compressed preview (never above 0 dBFS
+    unannounced: :meth:`.Session.preview`), labelled; the full-resolution file is in
+    Compare's downloads."""
+    if path is None:
+        return gr.update(value=None, label=label, **more)
+    preview, note = session.preview(path)
+    return gr.update(value=str(preview), label=label + note, **more)
 
 
 def _views(session: Session, project: Project) -> tuple[Any, ...]:
@@ -68,19 +83,30 @@ def _views(session: Session, project: Project) -> tuple[Any, ...]:
     cap = int(project.settings["max_outputs"])
     return (
         session.describe(),
-        _path(session.source or session.input),
-        _path(degraded),
-        _path(session.reference),
+        _player(session, session.source or session.input, SOURCE),
+        _player(session, degraded, DEGRADED),
+        _player(session, session.reference, REFERENCE),
         effects if (session.effects or session.degrade_info) else "",
         gr.update(choices=outputs, value=outputs[-cap:]),
     )
+
+
+def _target_choices(project: Project, name: str) -> tuple[list[str], str | None]:
+    """The target dropdown of variant ``name``: the groups it can restore here, plus "the
+    mixture" unless it has one model per group (then only its trained groups)."""
+    v = get_variant(name)
+    groups = restoration.targets(project, name)
+    if v.per_target:
+        return groups, (groups[0] if groups else None)
+    return [NO_TARGET, *groups], NO_TARGET
 
 
 def _variant_view(project: Project, name: str) -> tuple[Any, ...]:
     """Params JSON, target dropdown and a few lines about the variant."""
     v = get_variant(name)
     params = json.dumps(project.variant_params(name), indent=2)
-    target = gr.update(visible=v.output == "stem", value=NO_TARGET)
+    choices, value = _target_choices(project, name)
+    target = gr.update(visible=v.output == "stem", choices=choices, value=value)
     return params, target, project.describe_variant(name)
 
 
@@ -169,7 +195,7 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
                         )
                         upload_btn = gr.Button("Load upload")
                 source_player = gr.Audio(
-                    label="Loaded source", type="filepath", interactive=False, buttons=["download"]
+                    label=SOURCE, type="filepath", interactive=False, buttons=["download"]
                 )
 
             with gr.Tab("Degrade", id="degrade"):
@@ -192,13 +218,13 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
                 deg_btn = gr.Button("Degrade", variant="primary")
                 with gr.Row():
                     degraded_player = gr.Audio(
-                        label="Degraded (the input to restore)",
+                        label=DEGRADED,
                         type="filepath",
                         interactive=False,
                         buttons=["download"],
                     )
                     reference_player = gr.Audio(
-                        label="Reference (the clean input)",
+                        label=REFERENCE,
                         type="filepath",
                         interactive=False,
                         buttons=["download"],
@@ -216,9 +242,10 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
                         elem_id="variant",
                     )
                     target = gr.Dropdown(
-                        [NO_TARGET, *restoration.targets()],
-                        value=NO_TARGET,
+                        _target_choices(project, default_variant)[0],
+                        value=_target_choices(project, default_variant)[1],
                         label="T2 target group",
+                        allow_custom_value=True,  # checked by the restore, in its own words
                         visible=get_variant(default_variant).output == "stem",
                     )
                 params0, _, info0 = _variant_view(project, default_variant)
@@ -231,7 +258,7 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
                 )
                 restore_btn = gr.Button("Restore", variant="primary")
                 restored_player = gr.Audio(
-                    label="Restored", type="filepath", interactive=False, buttons=["download"]
+                    label=RESTORED, type="filepath", interactive=False, buttons=["download"]
                 )
                 restore_info = gr.Markdown("")
                 decisions = gr.Code("", language="json", label="Decisions", interactive=False)
@@ -251,23 +278,29 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
                         )
                         for _ in range(max_players)
                     ]
-                table = gr.Dataframe(label="Metrics", interactive=False, elem_id="metrics-table")
+                every_metric = gr.Checkbox(False, label="All metrics (loudness, peak, SNRs)")
+                table = gr.Dataframe(
+                    label="Metrics", interactive=False, elem_id="metrics-table", visible=False
+                )
                 spec = gr.Image(
                     label="Spectrograms",
                     type="filepath",
                     interactive=False,
+                    visible=False,
                     buttons=["download", "fullscreen"],
                 )
                 overlay = gr.Image(
                     label="Waveform overlays",
                     type="filepath",
                     interactive=False,
+                    visible=False,
                     buttons=["download", "fullscreen"],
                 )
                 diff = gr.Image(
                     label="Difference signals",
                     type="filepath",
                     interactive=False,
+                    visible=False,
                     buttons=["download", "fullscreen"],
                 )
                 downloads = gr.File(label="Downloads", file_count="multiple", interactive=False)
@@ -278,32 +311,85 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
 
         views = [status, source_player, degraded_player, reference_player, effects, chosen]
 
-        def _session(s: Session | None) -> Session:
-            return s if isinstance(s, Session) else workspace.new_session()
+        def _session(s: Session | None, request: gr.Request | None, fresh: bool) -> Session:
+            """The request's session: a new one for a new tab, or after Reset or a closed
+            tab; a session the disk cap removed is an error unless the request loads a new
+            source (``fresh``)."""
+            owner = getattr(request, "session_hash", None)
+            if not isinstance(s, Session):
+                return workspace.new_session(owner)
+            why = workspace.gone(s)
+            if why is None:
+                return s
+            if why == CAPPED and not fresh:
+                with workspace.job(s):  # raises: says why and what to do
+                    pass
+            return workspace.new_session(owner)
+
+        def _work(
+            s: Session | None,
+            request: gr.Request | None,
+            fn: Callable[..., Any],
+            progress: gr.Progress | None = None,
+            fresh: bool = False,
+        ) -> Any:
+            """Run ``fn(session, report)`` holding the session (Reset waits for it, or
+            stops it between chunks: ``report`` raises then); a result for a session that
+            was reset meanwhile is discarded; then the disk cap is applied."""
+            session = _session(s, request, fresh)
+            with workspace.job(session) as check:
+
+                def report(fraction: float, text: str) -> None:
+                    check()
+                    if progress is not None:
+                        progress(fraction, desc=text)
+
+                result = fn(session, report)
+                check()
+            workspace.enforce_cap(keep=session)
+            return result
 
         @_guarded
-        def on_generate(p: str, d: float, seed: float, m: str, s: Session | None) -> Any:
-            s = sources.generate(project, _session(s), p, float(d), int(seed or 0), m)
-            return (s, *_views(s, project))
+        def on_generate(
+            p: str, d: float, seed: float, m: str, s: Session | None, request: gr.Request
+        ) -> Any:
+            def run(s: Session, _: Any) -> Any:
+                s = sources.generate(project, s, p, float(d), int(seed or 0), m)
+                return (s, *_views(s, project))
+
+            return _work(s, request, run, fresh=True)
 
         @_guarded
-        def on_clip(key: str | None, s: Session | None) -> Any:
+        def on_clip(key: str | None, s: Session | None, request: gr.Request) -> Any:
             if not key:
                 raise AppError("pick a clip first")
-            s = sources.load_clip(project, _session(s), key)
-            return (s, *_views(s, project))
+
+            def run(s: Session, _: Any) -> Any:
+                s = sources.load_clip(project, s, key)
+                return (s, *_views(s, project))
+
+            return _work(s, request, run, fresh=True)
 
         @_guarded
-        def on_upload(f: str | None, r: str, s: Session | None) -> Any:
+        def on_upload(f: str | None, r: str, s: Session | None, request: gr.Request) -> Any:
             if not f:
                 raise AppError("choose a file to upload first")
-            s = sources.load_upload(project, _session(s), f, r or "clean")
-            return (s, *_views(s, project))
+
+            def run(s: Session, _: Any) -> Any:
+                s = sources.load_upload(project, s, f, r or "clean")
+                return (s, *_views(s, project))
+
+            return _work(s, request, run, fresh=True)
 
         @_guarded
-        def on_degrade(c: str, st: float, seed: float, s: Session | None) -> Any:
-            s = degradation.degrade(project, _session(s), c, float(st), int(seed or 0))
-            return (s, *_views(s, project))
+        def on_degrade(
+            c: str, st: float, seed: float, s: Session | None, request: gr.Request
+        ) -> Any:
+            def run(s: Session, _: Any) -> Any:
+                s = degradation.degrade(project, s, c, float(st), int(seed or 0))
+                return (s, *_views(s, project))
+
+            return _work(s, request, run)
 
         @_guarded
         def on_variant(name: str) -> Any:
@@ -315,56 +401,61 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
             text: str,
             tgt: str | None,
             s: Session | None,
+            request: gr.Request,
             progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's injection idiom)
         ) -> Any:
-            s, out = restoration.restore(
-                project,
-                _session(s),
-                name,
-                text,
-                None if tgt in (None, NO_TARGET) else tgt,
-                progress=lambda f, t: progress(f, desc=t),
-            )
-            info = f"**{out.label}**: restored in {out.compute_s:.2f} s."
-            return (
-                s,
-                *_views(s, project),
-                str(out.path),
-                info,
-                json.dumps(out.decisions, indent=2),
-            )
+            def run(s: Session, report: Any) -> Any:
+                s, out = restoration.restore(
+                    project,
+                    s,
+                    name,
+                    text,
+                    None if tgt in (None, NO_TARGET) else tgt,
+                    progress=report,
+                )
+                info = f"**{out.label}**: restored in {out.compute_s:.2f} s."
+                return (
+                    s,
+                    *_views(s, project),
+                    _player(s, out.path, RESTORED),
+                    info,
+                    json.dumps(out.decisions, indent=2),
+                )
+
+            return _work(s, request, run, progress)
 
         @_guarded
         def on_compare(
             labels: list[str] | None,
+            every: bool,
             s: Session | None,
+            request: gr.Request,
             progress: gr.Progress = gr.Progress(),  # noqa: B008
         ) -> Any:
-            s = _session(s)
-            result = comparison.compare(
-                project,
-                s,
-                labels or [],
-                progress=lambda f, t: progress(f, desc=t),
-            )
-            slots = [
-                gr.update(value=str(path), label=role, visible=True)
-                for role, path in result.players
-            ]
+            def run(s: Session, report: Any) -> Any:
+                return s, comparison.compare(project, s, labels or [], progress=report)
+
+            s, result = _work(s, request, run, progress)
+            slots = [_player(s, path, role, visible=True) for role, path in result.players]
             slots += [gr.update(value=None, visible=False)] * (max_players - len(slots))
             import pandas as pd
 
-            frame = pd.DataFrame(result.table)
+            s.table = result.table
+            frame = gr.update(
+                value=pd.DataFrame(comparison.table_view(result.table, every)), visible=True
+            )
             start, stop = result.window
             text = f"Figures show {start:.1f}-{stop:.1f} s (the loudest window of the input)."
             if s.reference is None:
                 text += " No reference: only the non-intrusive metrics apply."
-            figs = [str(p) for p in result.figures]
+            figs = [gr.update(value=str(p), visible=True) for p in result.figures]
             return (*slots, frame, *figs, [str(p) for p in result.downloads], text)
 
         @_guarded
-        def on_reset(s: Session | None) -> Any:
-            s = reset(workspace, s)
+        def on_reset(s: Session | None, request: gr.Request) -> Any:
+            # stops the session's running request between chunks (or waits for a step
+            # without chunks) before its files are forgotten
+            s = reset(workspace, s, getattr(request, "session_hash", None))
             slots = [gr.update(value=None, visible=False)] * max_players
             return (
                 s,
@@ -373,10 +464,7 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
                 "",
                 "",
                 *slots,
-                None,
-                None,
-                None,
-                None,
+                *[gr.update(value=None, visible=False)] * 4,  # table and figures
                 None,
                 "",
             )
@@ -388,10 +476,33 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
                 choices=_variant_choices(project)
             )
 
+        def on_every_metric(every: bool, s: Session | None) -> Any:
+            import pandas as pd
+
+            rows = s.table if isinstance(s, Session) else []
+            if not rows:
+                return gr.update()
+            return gr.update(value=pd.DataFrame(comparison.table_view(rows, every)))
+
+        def on_unload(request: gr.Request) -> None:
+            # the tab is closed: its sessions' files go now, not after Gradio's state TTL
+            workspace.drop_owner(getattr(request, "session_hash", None) or "")
+
         demo.load(on_load, None, [missing_md, variant], concurrency_limit=None, api_name=False)
+        demo.unload(on_unload)
+        every_metric.change(
+            on_every_metric,
+            [every_metric, session],
+            [table],
+            concurrency_limit=None,
+            api_name="metric_columns",
+        )
         work: dict[str, Any] = {
             "concurrency_id": WORK,
             "concurrency_limit": int(settings["concurrency_limit"]),
+            # one progress display per action, and an error shown once, in the status line
+            # (not as a red pill over every output, which keeps its previous value)
+            "show_progress_on": [status],
         }
         gen_btn.click(
             on_generate,
@@ -427,7 +538,7 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
         )
         cmp_btn.click(
             on_compare,
-            [chosen, session],
+            [chosen, every_metric, session],
             [*players, table, spec, overlay, diff, downloads, window],
             api_name="compare",
             **work,
