@@ -20,6 +20,7 @@ Nothing here asserts a figure: a busy machine changes them; run it alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -65,15 +66,20 @@ def _rss(pid: int) -> int:
     proc = psutil.Process(pid)
     total = proc.memory_info().rss
     for child in proc.children(recursive=True):
-        try:
+        with contextlib.suppress(psutil.Error):  # a child that ended meanwhile
             total += child.memory_info().rss
-        except psutil.Error:
-            pass
     return total
 
 
-def _du(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+#: What lives in the server's TMPDIR: the app's session folders, and Gradio's copies of the
+#: files it served (its own cache, emptied by ``delete_cache`` after an hour).
+SCRATCH = {"sessions": "musicrestore-app-*", "gradio cache": "gradio"}
+
+
+def _du(folder: Path, pattern: str) -> int:
+    return sum(
+        p.stat().st_size for top in folder.glob(pattern) for p in top.rglob("*") if p.is_file()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,13 +150,13 @@ def main(argv: list[str] | None = None) -> int:
             t.join()
         wall = time.perf_counter() - start
         served = _rss(server.pid)
-        disk_open = _du(scratch)
+        disk_open = {k: _du(scratch, pattern) for k, pattern in SCRATCH.items()}
         for c in clients:
             c.close()  # the tab closes: the server's unload frees its sessions
         time.sleep(args.grace)
         done.set()
         after = _rss(server.pid)
-        disk_after = _du(scratch)
+        disk_after = {k: _du(scratch, pattern) for k, pattern in SCRATCH.items()}
 
         print(
             f"{args.sessions} sessions x {args.seconds:g} s stereo 44.1 kHz, {args.variant}, "
@@ -175,10 +181,11 @@ def main(argv: list[str] | None = None) -> int:
             f"after the sessions {served / mib:.0f} MiB, "
             f"{args.grace:g} s after their tabs closed {after / mib:.0f} MiB"
         )
-        print(
-            f"session files: {disk_open / mib:.0f} MiB with the tabs open, "
-            f"{disk_after / mib:.1f} MiB after they closed"
-        )
+        for k in SCRATCH:
+            print(
+                f"{k}: {disk_open[k] / mib:.0f} MiB on disk with the tabs open, "
+                f"{disk_after[k] / mib:.1f} MiB after they closed"
+            )
         return 0 if not errors else 1
     finally:
         server.send_signal(signal.SIGTERM)
