@@ -165,7 +165,7 @@ def compare(
     if progress is not None:
         progress(0.05, "figures")
     prefix = session.folder / f"figures_{uuid.uuid4().hex[:8]}" / "compare"
-    figures = render_figures(sources, sr, anchor, prefix, "compare", dpi=80)
+    figures = render_figures(sources, sr, anchor, prefix, "compare", dpi=80, start_s=start / sr)
 
     table = []
     scored = [(role, w) for role, w in waves.items() if role != REFERENCE]

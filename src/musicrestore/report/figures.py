@@ -35,6 +35,7 @@ def render_figures(
     out_prefix: Path,
     title: str,
     dpi: int = 80,
+    start_s: float = 0.0,
 ) -> list[Path]:
     """Spectrogram grid, waveform overlays and difference signals of one example.
 
@@ -43,6 +44,8 @@ def render_figures(
         anchor: role the overlays and differences compare against (``clean``, or
             ``degraded`` for T3, where the difference is what the restorer changed).
         out_prefix: figures are ``<prefix>_spec.png``, ``_wave.png``, ``_diff.png``.
+        start_s: where the excerpt starts in its file: the time axis shows the file's own
+            time (an excerpt 260-280 s is labelled 260-280, not 0-20).
 
     Returns:
         The three PNG paths.
@@ -55,13 +58,20 @@ def render_figures(
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     mono = {role: wave.mean(axis=0) for role, wave in sources}
-    time_s = np.arange(next(iter(mono.values())).shape[-1]) / sr
+    time_s = start_s + np.arange(next(iter(mono.values())).shape[-1]) / sr
 
     # log-magnitude spectrograms on one colour scale (80 dB range), so floors compare
     specs = [(role, spectrogram_db(wave)) for role, wave in sources]
     vmax = max(float(s.max()) for _, s in specs)
+    # constrained layout keeps the title, the panel labels and the x label inside the
+    # figure at any number of panels; the fixed 0.9 in is the room for title and x label
     fig, axes = plt.subplots(
-        len(specs), 1, figsize=(8, 1.7 * len(specs)), sharex=True, squeeze=False
+        len(specs),
+        1,
+        figsize=(8, 0.9 + 1.5 * len(specs)),
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
     )
     for ax, (role, spec) in zip(axes[:, 0], specs, strict=True):
         im = ax.imshow(
@@ -71,7 +81,7 @@ def render_figures(
             cmap="magma",
             vmin=vmax - 80,
             vmax=vmax,
-            extent=(0, time_s[-1], 0, sr / 2000),
+            extent=(time_s[0], time_s[-1], 0, sr / 2000),
         )
         ax.set_ylabel("kHz")
         ax.set_title(role, fontsize=9, loc="left")
@@ -85,7 +95,12 @@ def render_figures(
     ref = mono[anchor]
     for kind in ("wave", "diff"):
         fig, axes = plt.subplots(
-            len(others), 1, figsize=(8, 1.5 * len(others)), sharex=True, squeeze=False
+            len(others),
+            1,
+            figsize=(8, 0.9 + 1.3 * len(others)),
+            sharex=True,
+            squeeze=False,
+            layout="constrained",
         )
         limit = max(float(np.max(np.abs(w - ref if kind == "diff" else w))) for _, w in others)
         limit = max(limit, float(np.max(np.abs(ref))) if kind == "wave" else limit, 1e-6)

@@ -94,7 +94,7 @@ def build_example_media(
     prefix = figures_dir / safe_name(testset) / stem
     anchor = "clean" if example.target else "degraded"
     figs = render_figures(
-        sources, sr, anchor, prefix, f"{testset} / {example.id}", config.figure_dpi
+        sources, sr, anchor, prefix, f"{testset} / {example.id}", config.figure_dpi, start / sr
     )
     fig_rel = []
     for fig in figs:
