@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Label of the target dropdown's "no target" entry (T1/T3: restore the mixture).
 NO_TARGET = "(mixture)"
+#: Compare's players per row of its grid.
+PLAYERS_PER_ROW = 4
 #: Events that run models or read audio share this concurrency group.
 WORK = "work"
 
@@ -267,17 +269,22 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
                 chosen = gr.CheckboxGroup([], label="Outputs to compare")
                 cmp_btn = gr.Button("Compare", variant="primary")
                 window = gr.Markdown("")
-                with gr.Row():
-                    players = [
-                        gr.Audio(
-                            type="filepath",
-                            interactive=False,
-                            buttons=["download"],
-                            visible=False,
-                            min_width=220,
-                        )
-                        for _ in range(max_players)
-                    ]
+                # a grid of PLAYERS_PER_ROW equal columns that stay when a player is hidden,
+                # so players keep one width and line up (no lone player at full width)
+                players = []
+                for first in range(0, max_players, PLAYERS_PER_ROW):
+                    with gr.Row(equal_height=True):
+                        for k in range(first, first + PLAYERS_PER_ROW):
+                            with gr.Column(scale=1, min_width=200):
+                                if k < max_players:
+                                    players.append(
+                                        gr.Audio(
+                                            type="filepath",
+                                            interactive=False,
+                                            buttons=["download"],
+                                            visible=False,
+                                        )
+                                    )
                 every_metric = gr.Checkbox(False, label="All metrics (loudness, peak, SNRs)")
                 table = gr.Dataframe(
                     label="Metrics", interactive=False, elem_id="metrics-table", visible=False
