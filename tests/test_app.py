@@ -153,7 +153,8 @@ def _serving(root: Path, workspace: Workspace) -> Iterator[SimpleNamespace]:
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """The app on 127.0.0.1, a free port, serving a fresh project; closed at the end."""
     root = _make_project(tmp_path_factory.mktemp("project"))
-    with _serving(root, Workspace(tmp_path_factory.mktemp("workspace"))) as served:
+    workspace = Workspace(tmp_path_factory.mktemp("workspace"), grace_s=1.0)
+    with _serving(root, workspace) as served:
         yield served
 
 
@@ -774,6 +775,20 @@ def test_browser_upload_degrade_restore_compare(
             page.get_by_role("button", name="Reset session").click()
             status.get_by_text("Nothing loaded yet.").wait_for()
             page.screenshot(path=str(ARTIFACTS / "app_reset.png"), full_page=True)
+
+            # a closed tab frees its files (Gradio's unload), not an hour later
+            before = set(app.workspace.root.glob("*/*"))
+            page.get_by_role("tab", name="Generate").click()
+            upload(page, files.good)
+            page.get_by_role("button", name="Load upload").click()
+            status.get_by_text("upload song.wav").wait_for()
+            mine = set(app.workspace.root.glob("*/*")) - before  # this tab's new session
+            assert len(mine) == 1
+            page.close()
+            deadline = time.monotonic() + 30
+            while any(p.exists() for p in mine) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not any(p.exists() for p in mine)
         finally:
             browser.close()
     for tab in ("bad_upload", "generate", "degrade", "restore", "compare", "reset"):

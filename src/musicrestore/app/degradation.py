@@ -19,7 +19,7 @@ from ..core.audio import load_audio
 from ..degrade import chains
 from .errors import AppError
 from .project import Project
-from .session import Session
+from .session import ProgressFn, Session
 
 #: Degradation chains offered (docs/method.md#degradations), name -> description.
 CHAINS: dict[str, str] = {
@@ -127,21 +127,34 @@ def degrade_wave(
     return out.clean, out.degraded, out.effects, info
 
 
-def degrade(project: Project, session: Session, chain: str, strength: float, seed: int) -> Session:
+def degrade(
+    project: Project,
+    session: Session,
+    chain: str,
+    strength: float,
+    seed: int,
+    progress: ProgressFn | None = None,
+) -> Session:
     """Degrade the session's clean source; the clean source (at the chain's level) becomes
-    the reference and the degraded signal the input to restore."""
+    the reference and the degraded signal the input to restore. ``progress(fraction,
+    text)`` before each step (read, degrade, write)."""
     if session.source is None:
         raise AppError(
             "load a clean source first (Generate tab: MusicGen, a test clip or an upload)"
         )
+    report = progress or (lambda fraction, text: None)
+    report(0.0, "reading the source")
     wave, sr = load_audio(session.source)
+    report(0.2, f"degrading ({chain})")
     reference, degraded, effects, info = degrade_wave(
         wave, sr, chain, strength, seed, project.params
     )
+    report(0.8, "writing the reference and the degraded signal")
     origin = session.origin.split(", degraded")[0]
     session = session.restart(f"{origin}, degraded ({chain})")
     session.sr = sr
     session.source = session.reference = session.save("reference", reference, sr)
     session.input = session.save(f"degraded_{chain}", degraded, sr)
     session.effects, session.degrade_info = effects, info
+    report(1.0, "degraded")
     return session

@@ -390,13 +390,18 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
 
         @_guarded
         def on_degrade(
-            c: str, st: float, seed: float, s: Session | None, request: gr.Request
+            c: str,
+            st: float,
+            seed: float,
+            s: Session | None,
+            request: gr.Request,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's injection idiom)
         ) -> Any:
-            def run(s: Session, _: Any) -> Any:
-                s = degradation.degrade(project, s, c, float(st), int(seed or 0))
+            def run(s: Session, report: Any) -> Any:
+                s = degradation.degrade(project, s, c, float(st), int(seed or 0), report)
                 return (s, *_views(s, project))
 
-            return _work(s, request, run)
+            return _work(s, request, run, progress)
 
         @_guarded
         def on_variant(name: str) -> Any:
