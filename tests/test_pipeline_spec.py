@@ -245,3 +245,73 @@ def test_a_clean_music_folder_in_params_becomes_a_dependency_of_the_t1_build(
     assert pipeline.clean_music_deps(params) == []
     params.write_text(yaml.safe_dump({"musicgen_like": {"clean_dir": "data/my_music"}}))
     assert pipeline.clean_music_deps(params) == ["data/my_music"]
+
+
+LOCK = """\
+schema: '2.0'
+stages:
+  fetch_rawstems:
+    cmd: python stages/fetch_rawstems.py --out data/rawstems
+    outs:
+    - path: data/rawstems
+      hash: md5
+      md5: aaa.dir
+  train_uformer@Voc:
+    cmd: python stages/train.py --model uformer --target Voc
+    outs:
+    - path: models/uformer/Voc
+      hash: md5
+      md5: bbb.dir
+  restore-identity:
+    cmd: python stages/restore.py --variant identity
+    outs:
+    - path: data/restored/identity
+      hash: md5
+      md5: ccc.dir
+    - path: reports/timing/identity.json
+      hash: md5
+      md5: t1
+"""
+
+
+def test_stale_lock_entries_are_found_pruned_and_fail_the_check(tmp_path: Path) -> None:
+    """DVC keeps the entry of a renamed stage: --check names it, --prune-lock removes it and
+    leaves every other line as DVC wrote it."""
+    from musicrestore.pipeline import lock
+
+    path = tmp_path / "dvc.lock"
+    path.write_text(LOCK)
+    names = {"fetch_rawstems", "train-uformer@Voc", "restore-identity"}
+    assert lock.stale_entries(path, names) == ["train_uformer@Voc"]
+    assert lock.prune(path, names) == ["train_uformer@Voc"]
+    old_entry = LOCK[LOCK.index("  train_uformer@Voc:") : LOCK.index("  restore-identity:")]
+    assert path.read_text() == LOCK.replace(old_entry, "")
+    assert lock.prune(path, names) == []  # nothing left to remove
+    assert lock.stage_names(
+        {"a": {"cmd": "x"}, "b": {"foreach": "${msr.targets}", "do": {}}, "c": {"foreach": [1]}},
+        ["Voc", "Gtr"],
+    ) == {"a", "b@Voc", "b@Gtr", "c@1"}
+
+    (tmp_path / "dvc.yaml").write_text(pipeline.render())
+    stale = yaml.safe_load(LOCK)
+    stale["stages"] = {"train_uformer@Voc": stale["stages"]["train_uformer@Voc"]}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(stale))
+    assert pipeline.main(["--check", "--path", str(tmp_path / "dvc.yaml")]) == 1
+    assert pipeline.main(["--prune-lock", "--path", str(tmp_path / "dvc.yaml")]) == 0
+    assert pipeline.main(["--check", "--path", str(tmp_path / "dvc.yaml")]) == 0
+
+
+def test_compare_lock_names_the_stages_whose_outputs_differ(tmp_path: Path) -> None:
+    """Another machine's run against the committed lock, matched by output path (renamed
+    stages still compare); timings are not content."""
+    from musicrestore.pipeline import lock
+
+    ours, theirs = tmp_path / "ours.lock", tmp_path / "theirs.lock"
+    ours.write_text(LOCK.replace("train_uformer@Voc", "train-uformer@Voc"))
+    theirs.write_text(LOCK.replace("md5: t1", "md5: t2"))
+    assert lock.compare(ours, theirs) == {}  # renamed stage, same bytes; timing ignored
+    theirs.write_text(LOCK.replace("bbb.dir", "bbx.dir").replace("ccc.dir", "ccx.dir"))
+    assert lock.compare(ours, theirs) == {
+        "train-uformer@Voc": ["models/uformer/Voc"],
+        "restore-identity": ["data/restored/identity"],
+    }

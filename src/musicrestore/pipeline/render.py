@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from . import lock
 from .code import ROOT
 from .stages import (
     LEARNED,
@@ -121,16 +122,51 @@ def _wrapped(head: str, items: Sequence[str], indent: str, width: int) -> list[s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m musicrestore pipeline [--check]``."""
+    """``python -m musicrestore pipeline [--check | --prune-lock | --compare-lock OTHER]``."""
     parser = argparse.ArgumentParser(
-        prog="musicrestore pipeline", description="write (or check) dvc.yaml"
+        prog="musicrestore pipeline",
+        description="Write (or check) dvc.yaml; keep dvc.lock free of stages that no longer "
+        "exist; compare dvc.lock with another run's.",
     )
-    parser.add_argument("--check", action="store_true", help="exit 1 if dvc.yaml is stale")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if dvc.yaml is stale or dvc.lock holds stages that no longer exist",
+    )
     parser.add_argument("--path", type=Path, default=DVC_YAML, help="dvc.yaml to write/check")
+    parser.add_argument(
+        "--prune-lock", action="store_true", help="remove dvc.lock's entries of old stages"
+    )
+    parser.add_argument(
+        "--compare-lock",
+        type=Path,
+        metavar="OTHER",
+        help="list the stages whose outputs differ between dvc.lock and OTHER (exit 1 if any)",
+    )
     args = parser.parse_args(argv)
+    lock_path = args.path.parent / "dvc.lock"
+    if args.compare_lock is not None:
+        differ = lock.compare(lock_path, args.compare_lock)
+        for stage, paths in differ.items():
+            print(f"{stage}: {', '.join(paths)}")
+        print(f"{len(differ)} stage(s) whose outputs differ from {args.compare_lock}")
+        return 1 if differ else 0
+    names = lock.stage_names(stages(), msr_targets(args.path.parent / "params.yaml"))
+    if args.prune_lock:
+        for name in lock.prune(lock_path, names):
+            print(f"removed {name} from {lock_path.name}")
+        return 0
     text = render()
     current = args.path.read_text() if args.path.is_file() else ""
     if args.check:
+        if stale := lock.stale_entries(lock_path, names):
+            print(
+                f"error: {lock_path.name} holds {len(stale)} stage(s) that dvc.yaml no longer "
+                f"has ({', '.join(stale[:4])}{', ...' if len(stale) > 4 else ''}); run "
+                "`python -m musicrestore pipeline --prune-lock`",
+                file=sys.stderr,
+            )
+            return 1
         if current == text:
             return 0
         diff = difflib.unified_diff(
