@@ -12,7 +12,7 @@ Then every client closes (the tab closes: Gradio's ``unload``), and the benchmar
 the workspace's grace period.
 
 Prints one row per session (upload, restore and compare latency in seconds), the
-completions and errors, the server's resident memory (its process and children: idle
+completions and errors, the size of one clip's player preview, the server's resident memory (its process and children: idle
 before, peak while serving, after the sessions closed) and the session files left on disk.
 Nothing here asserts a figure: a busy machine changes them; run it alone.
 """
@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, default=10, help="concurrent sessions")
     parser.add_argument("--seconds", type=float, default=90.0, help="clip length (s)")
     parser.add_argument("--variant", default="dsp_direct", help="variant each session runs")
-    parser.add_argument("--grace", type=float, default=35.0, help="wait after closing (s)")
+    parser.add_argument(
+        "--grace", type=float, default=60.0, help="wait after closing (s): unload + 30-s grace"
+    )
     args = parser.parse_args(argv)
 
     import yaml
@@ -111,6 +113,16 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         url = f"http://127.0.0.1:{port}/"
         clips = [_clip(work / f"clip{k}.wav", args.seconds, k) for k in range(args.sessions)]
+        from musicrestore.app.session import write_preview
+
+        t0 = time.perf_counter()
+        write_preview(clips[0], work / "preview.ogg")
+        encode_s = time.perf_counter() - t0
+        float_wav = args.seconds * 44100 * 2 * 4  # what a player got before: float WAV
+        preview_line = (
+            f"player preview of one clip: Ogg {(work / 'preview.ogg').stat().st_size / 2**20:.2f}"
+            f" MiB against {float_wav / 2**20:.1f} MiB of float WAV, encoded in {encode_s:.1f} s"
+        )
         time.sleep(2.0)
         idle = _rss(server.pid)
         peak = idle
@@ -173,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"max {restores[-1]:.1f} s; wall {wall:.1f} s"
             )
         print(f"completed {len(rows)} of {args.sessions}; errors {len(errors)}")
+        print(preview_line)
         for e in errors:
             print(f"  {e}")
         mib = 2**20

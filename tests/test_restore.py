@@ -213,6 +213,18 @@ CHUNKED_PARAMS = {
 CHUNKING = {"chunk_s": 1.2, "overlap_s": 0.2, "context_s": 0.2}
 
 
+def chunked_context(name: str):  # type: ignore[no-untyped-def]
+    """The context of a chunked run of ``name`` with the deterministic doubles: a separator
+    that splits by fixed shares (stem variants restore ``Voc``) and a sample-local network."""
+    return build_context(
+        name,
+        CHUNKED_PARAMS,
+        target="Voc" if VARIANTS[name].output == "stem" else None,
+        separator_factory=GainSplitSeparator,
+        model_loader=pointwise_model if VARIANTS[name].checkpoint else None,
+    )
+
+
 def crossfaded_windows(name: str, make_ctx, x: np.ndarray, sr: int) -> np.ndarray:
     """The known response of the runner to a variant whose output depends on the whole of
     what it sees: the variant run as a whole signal on each chunk's window (the chunk plus
@@ -250,16 +262,9 @@ def test_every_variant_round_trips_in_chunks(name, channels, sr):
     and deterministic: a separator that splits by fixed shares (the stem variants restore
     the ``Voc`` target) and a sample-local network."""
     x = music(sr, channels, 2.0)
-    variant = VARIANTS[name]
 
-    def make_ctx(params=CHUNKED_PARAMS):
-        return build_context(
-            name,
-            params,
-            target="Voc" if variant.output == "stem" else None,
-            separator_factory=GainSplitSeparator,
-            model_loader=pointwise_model if variant.checkpoint else None,
-        )
+    def make_ctx():  # type: ignore[no-untyped-def]
+        return chunked_context(name)
 
     out = rs.restore_array(name, x, sr, make_ctx(), **CHUNKING)
     assert out.shape == x.shape and out.dtype == np.float32 and np.isfinite(out).all()
@@ -314,14 +319,8 @@ def test_restore_file_never_reads_the_whole_file(name, tmp_path, monkeypatch):
     monkeypatch.setattr(rs, "read_block", read_block)
     monkeypatch.setattr(rs, "load_audio", no_load)
 
-    def make_ctx():
-        return build_context(
-            name,
-            CHUNKED_PARAMS,
-            target="Voc" if variant.output == "stem" else None,
-            separator_factory=GainSplitSeparator,
-            model_loader=pointwise_model if variant.checkpoint else None,
-        )
+    def make_ctx():  # type: ignore[no-untyped-def]
+        return chunked_context(name)
 
     rs.restore_file(name, tmp_path / "in.wav", tmp_path / "out.wav", make_ctx(), **CHUNKING)
     bound = round((chunk_s + 2 * CHUNKING["context_s"]) * sr)

@@ -90,7 +90,7 @@ class Session:
 
     def preview(self, path: Path) -> tuple[Path, str]:
         """What a browser player gets for the session file ``path``: an Ogg Vorbis copy
-        (:func:`write_preview`, about a tenth of the float WAV, which stays for download),
+        (:func:`write_preview`, a small fraction of the float WAV, which stays for download),
         and a note for the player's label, non-empty when the signal peaks above 0 dBFS
         and the copy is scaled down to play without clipping. Made once per file (a file
         of a session is never rewritten: :meth:`new_path`)."""
@@ -239,7 +239,7 @@ class Workspace:
 
             def check() -> None:
                 if slot.cancel.is_set() or self.gone(session):
-                    raise AppError(_STOPPED[self.gone(session) or RESET])
+                    raise AppError(STOPPED[self.gone(session) or RESET])
 
             check()
             yield check
@@ -313,7 +313,8 @@ class Workspace:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-_STOPPED = {
+#: The line a request of a forgotten session gets, by why it was forgotten.
+STOPPED = {
     RESET: "stopped: the session was reset (its result is discarded)",
     CLOSED: "stopped: the session's tab was closed",
     CAPPED: "this session's files were removed to keep the app's workspace under "

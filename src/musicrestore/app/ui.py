@@ -26,7 +26,7 @@ from ..variants import get_variant
 from . import comparison, degradation, restoration, sources
 from .errors import APP_USER_ERRORS, AppError, message
 from .project import Project
-from .session import CAPPED, Session, Workspace, reset
+from .session import CAPPED, STOPPED, Session, Workspace, reset
 
 log = logging.getLogger(__name__)
 
@@ -243,9 +243,10 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
                         label="Variant (those whose models are missing say so)",
                         elem_id="variant",
                     )
+                    target_choices, target_value = _target_choices(project, default_variant)
                     target = gr.Dropdown(
-                        _target_choices(project, default_variant)[0],
-                        value=_target_choices(project, default_variant)[1],
+                        target_choices,
+                        value=target_value,
                         label="T2 target group",
                         allow_custom_value=True,  # checked by the restore, in its own words
                         visible=get_variant(default_variant).output == "stem",
@@ -329,8 +330,7 @@ def build_app(project: Project, workspace: Workspace) -> gr.Blocks:
             if why is None:
                 return s
             if why == CAPPED and not fresh:
-                with workspace.job(s):  # raises: says why and what to do
-                    pass
+                raise AppError(STOPPED[CAPPED])
             return workspace.new_session(owner)
 
         def _work(

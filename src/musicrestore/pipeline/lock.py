@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from ..core.audio import atomic_path
+from .stages import foreach_items
 
 #: A stage entry's first line in ``dvc.lock`` (two spaces, the name, a colon).
 _ENTRY = re.compile(r"^  (\S[^:]*|'[^']*'|\"[^\"]*\"):\s*$")
@@ -39,9 +40,7 @@ def stage_names(stages: Mapping[str, Any], targets: Iterable[str]) -> set[str]:
         if "foreach" not in stage:
             names.add(name)
             continue
-        items = stage["foreach"]
-        items = list(targets) if isinstance(items, str) else list(items)
-        names |= {f"{name}@{item}" for item in items}
+        names |= {f"{name}@{item}" for item in foreach_items(stage, list(targets))}
     return names
 
 

@@ -390,10 +390,8 @@ def stage_writing(out: str, targets: Sequence[str]) -> str | None:
             if any(inside(o) for o in _outs(stage)):
                 return name
             continue
-        items = stage["foreach"]
-        items = list(targets) if isinstance(items, str) else list(items)
         below = False
-        for item in items:
+        for item in foreach_items(stage, targets):
             outs = [o.replace("${item}", str(item)) for o in _outs(stage["do"])]
             if any(inside(o) for o in outs):
                 return f"{name}@{item}"
@@ -401,6 +399,13 @@ def stage_writing(out: str, targets: Sequence[str]) -> str | None:
         if below:
             return name
     return None
+
+
+def foreach_items(stage: Mapping[str, Any], targets: Sequence[str]) -> list[Any]:
+    """The items of a ``foreach`` stage: its list, or ``targets`` (``msr.targets``) where
+    it iterates ``${msr.targets}``; DVC names each ``<stage>@<item>``."""
+    items = stage["foreach"]
+    return list(targets) if isinstance(items, str) else list(items)
 
 
 @functools.cache
