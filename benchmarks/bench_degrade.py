@@ -84,6 +84,7 @@ def bench_chains(seconds: float, seed: int = 0) -> None:
 
 
 def bench_build(args: argparse.Namespace) -> None:
+    from musicrestore.compute import engine
     from musicrestore.data.taxonomy import TARGETS, read_splits
     from musicrestore.degrade.build import build_msr, build_musicgen_like
 
@@ -91,10 +92,11 @@ def bench_build(args: argparse.Namespace) -> None:
     targets = args.targets or [t for t in TARGETS if t in splits]
     rates: dict[str, list[float]] = defaultdict(list)
     total = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
+    settings = {"scheduler": None, "workers": args.workers, "connect_timeout_s": 10.0}
+    with tempfile.TemporaryDirectory() as tmp, engine(settings) as eng:
         for target in targets:
             stats = build_msr(args.rawstems, args.splits, target, os.path.join(tmp, target),
-                              n_test=args.n_test, n_train=args.n_train, workers=args.workers)  # fmt: skip
+                              n_test=args.n_test, n_train=args.n_train, engine=eng)  # fmt: skip
             for split in ("test", "train"):
                 for key, rate in stats[split]["effect_rates"].items():
                     rates[key].append(rate * stats[split]["examples"])
@@ -104,7 +106,7 @@ def bench_build(args: argparse.Namespace) -> None:
         msr_s = time.perf_counter() - total
         start = time.perf_counter()
         stats = build_musicgen_like(args.rawstems, args.splits, os.path.join(tmp, "musicgen_like"),
-                                    n_test=args.mg_test, n_train=args.mg_train, workers=args.workers)  # fmt: skip
+                                    n_test=args.mg_test, n_train=args.mg_train, engine=eng)  # fmt: skip
         mg_s = time.perf_counter() - start
     print(f"build_musicgen_like {stats['test']['examples']} test x 10 s + {stats['train']['examples']} train"
           f" x 3-4 s: {mg_s:.1f} s")  # fmt: skip

@@ -106,7 +106,7 @@ def build_testset(music: Path, cache: Path, params: dict[str, Any], clips: int) 
     kwargs = dict(params.get("musicgen_like") or {})
     kwargs.setdefault("seed", int(params.get("seed", 0)))
     cfg = kwargs.pop("degrade", None)
-    for key in ("n_test", "n_train", "clean_dir", "clean_test_fraction", "workers"):
+    for key in ("n_test", "n_train", "clean_dir", "clean_test_fraction"):
         kwargs.pop(key, None)
     check_params(build_musicgen_like, kwargs, "params.yaml: musicgen_like")
     files = sorted(p.name for p in music.iterdir())

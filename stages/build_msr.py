@@ -5,7 +5,8 @@ Writes ``--out-test`` and ``--out-train`` (dataset folders: ``{id}_mixture.flac`
 restore and evaluate stages depend on the test sets alone. Params: the ``msr``
 section (keys = :func:`musicrestore.degrade.build.build_msr` arguments; ``degrade`` = the
 chain config; ``targets`` is read by ``dvc.yaml`` only), ``seed`` when ``msr.seed`` is unset.
-``--shard i/n`` builds one shard on one machine (see :mod:`musicrestore.degrade.merge`).
+The examples are Dask tasks (:mod:`musicrestore.compute`, the ``compute`` block, which is
+not a DVC param: where the work runs never changes an output).
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from musicrestore import tracking
+from musicrestore import compute, tracking
 from musicrestore.core.config import pipeline_seed
 from musicrestore.core.stage import StageError, load_params, main_guard, output_dir
 from musicrestore.degrade.build import block_settings, build_msr
-from musicrestore.degrade.pool import parse_shard
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -35,11 +35,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target", required=True, help="Voc, Rhy, ..., Gtr_AG, Gtr_EG")
     parser.add_argument("--out-test", required=True, help="test set folder, replaced atomically")
     parser.add_argument("--out-train", required=True, help="training set folder, likewise")
-    parser.add_argument(
-        "--shard",
-        help="i/n: build only the examples whose index is i mod n (same ids and seeds) into "
-        "--out-test/--out-train; join the n shard folders with python -m musicrestore.degrade.merge",
-    )
     parser.add_argument(
         "--check-params", action="store_true", help="check the params this stage reads and exit"
     )
@@ -57,18 +52,22 @@ def settings(params: Mapping[str, Any], args: argparse.Namespace) -> dict[str, A
 @main_guard
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    shard = parse_shard(args.shard)
-    config = settings(load_params(args.params), args)
+    params = load_params(args.params)
+    config = settings(params, args)
+    cluster = compute.compute_settings(params.get("compute"))
     if args.check_params:
         return
     kwargs, cfg = config["kwargs"], config["cfg"]
     logged = {**kwargs, "target": args.target, "degrade": config["degrade"]}  # with the defaults
-    suffix = f"#{shard[0]}of{shard[1]}" if shard else ""
-    with tracking.stage_run(f"build_msr@{args.target}{suffix}", logged) as run:
-        with output_dir(args.out_test) as test, output_dir(args.out_train) as train:
+    with tracking.stage_run(f"build_msr@{args.target}", logged) as run:
+        with (
+            compute.engine(cluster) as eng,
+            output_dir(args.out_test) as test,
+            output_dir(args.out_train) as train,
+        ):
             folders = {"test": test, "train": train}
             stats = build_msr(
-                args.rawstems, args.splits, args.target, folders, cfg=cfg, shard=shard, **kwargs
+                args.rawstems, args.splits, args.target, folders, cfg=cfg, engine=eng, **kwargs
             )
         run.log_metrics({k: v for k, v in stats.items() if k in ("test", "train", "build_time_s")})
         run.log_artifact(Path(args.out_test) / "stats.json", artifact_path="test")

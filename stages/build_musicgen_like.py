@@ -4,7 +4,8 @@ Writes ``--out/test`` (10-s clips of every target's test songs) and ``--out/trai
 crops of the other songs), each a dataset folder, and ``--out/stats.json``. Params: the
 ``musicgen_like`` section (keys = :func:`musicrestore.degrade.build.build_musicgen_like`
 arguments; ``degrade`` = the artifact chain config), ``seed`` when its own is unset.
-``--shard i/n`` builds one shard on one machine (see :mod:`musicrestore.degrade.merge`).
+The examples are Dask tasks (:mod:`musicrestore.compute`, the ``compute`` block, which is
+not a DVC param: where the work runs never changes an output).
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from musicrestore import tracking
+from musicrestore import compute, tracking
 from musicrestore.core.config import pipeline_seed
 from musicrestore.core.stage import StageError, load_params, main_guard, output_dir
 from musicrestore.degrade.build import block_settings, build_musicgen_like
-from musicrestore.degrade.pool import parse_shard
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,11 +32,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rawstems", required=True, help="RawStems-layout folder")
     parser.add_argument("--splits", required=True, help="folder of {Target}_{train,test}.txt")
     parser.add_argument("--out", required=True, help="output folder, replaced atomically")
-    parser.add_argument(
-        "--shard",
-        help="i/n: build only the examples whose index is i mod n (same ids and seeds) into "
-        "--out; join the n shard folders with python -m musicrestore.degrade.merge",
-    )
     parser.add_argument(
         "--check-params", action="store_true", help="check the params this stage reads and exit"
     )
@@ -54,17 +49,17 @@ def settings(params: Mapping[str, Any], args: argparse.Namespace) -> dict[str, A
 @main_guard
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    shard = parse_shard(args.shard)
-    config = settings(load_params(args.params), args)
+    params = load_params(args.params)
+    config = settings(params, args)
+    cluster = compute.compute_settings(params.get("compute"))
     if args.check_params:
         return
     kwargs, cfg = config["kwargs"], config["cfg"]
     logged = {**kwargs, "degrade": config["degrade"]}  # with the defaults
-    suffix = f"#{shard[0]}of{shard[1]}" if shard else ""
-    with tracking.stage_run(f"build_musicgen_like{suffix}", logged) as run:
-        with output_dir(args.out) as tmp:
+    with tracking.stage_run("build_musicgen_like", logged) as run:
+        with compute.engine(cluster) as eng, output_dir(args.out) as tmp:
             stats = build_musicgen_like(
-                args.rawstems, args.splits, tmp, cfg=cfg, shard=shard, **kwargs
+                args.rawstems, args.splits, tmp, cfg=cfg, engine=eng, **kwargs
             )
         run.log_metrics({k: v for k, v in stats.items() if k in ("test", "train", "build_time_s")})
         run.log_artifact(Path(args.out) / "stats.json")

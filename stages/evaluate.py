@@ -13,7 +13,8 @@ Reads the ``evaluate`` section (through :func:`musicrestore.evaluation.evaluate.
 an unknown key, a wrong type or a value out of range is one line and exit 1) and
 ``msr.targets``; for each test set writes ``<out>/<testset>/clips.csv`` and ``summary.json``
 (atomically, byte-identical on a re-run).
-All test sets are scored in one pool of ``evaluate.workers`` processes. The work is
+Every example is a Dask task (:mod:`musicrestore.compute`; one cluster for all test sets,
+chosen by the ``compute`` block, which is no DVC param). The work is
 :func:`musicrestore.evaluation.evaluate.evaluate`.
 """
 
@@ -25,13 +26,12 @@ if __name__ == "__main__":
     exit_on_signals()  # Ctrl-C / SIGTERM while the modules below import: 130 / 143, one line
 
 import argparse
-import contextlib
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from musicrestore import compute
 from musicrestore.core.stage import load_params, main_guard, output_dir
 from musicrestore.data import testsets as ts
 from musicrestore.evaluation import evaluate as ev
@@ -65,20 +65,27 @@ def settings(params: Mapping[str, Any], args: argparse.Namespace) -> dict[str, A
 @main_guard
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    checked = settings(load_params(args.params), args)
+    params = load_params(args.params)
+    checked = settings(params, args)
+    cluster = compute.compute_settings(params.get("compute"))
     if args.check_params:
         return
     config = checked["config"]
+    skipped = Path(args.restored) / ts.SKIPPED_FILE
+    if skipped.is_file():  # the variant did not run here: pass the note on to the report
+        with output_dir(args.out) as tmp:
+            (tmp / ts.SKIPPED_FILE).write_bytes(skipped.read_bytes())
+        log.warning("%s: not run (%s); nothing to score", args.variant, skipped)
+        return
     sets = ts.restored_sets(
         ts.resolve(args.testset, args.msr_test, checked["targets"]), args.restored
     )
     logged = {"evaluate": vars(config), "variant": args.variant, "testsets": sorted(sets)}
-    workers = config.workers or os.cpu_count() or 1
     shown = ("si_sdr", "mel_ssim", "p25_level_db")
-    with stage_run(f"evaluate-{args.variant}", logged) as run:
+    with stage_run(f"evaluate@{args.variant}", logged) as run:
         with (
+            compute.engine(cluster, progress=not args.no_progress) as eng,
             output_dir(args.out) as tmp,
-            ev.scoring_pool(workers) if workers > 1 else contextlib.nullcontext() as pool,
         ):
             for name, folder in sets.items():
                 summary = ev.evaluate(
@@ -89,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                     testset=name,
                     config=config,
                     progress=not args.no_progress,
-                    executor=pool,
+                    engine=eng,
                 )
                 means = ev.headline(summary)
                 run.log_metrics({f"{name}.{k}": v for k, v in means.items()})

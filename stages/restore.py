@@ -27,12 +27,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from musicrestore import compute
 from musicrestore.core.audio import atomic_path
 from musicrestore.core.stage import load_params, main_guard, output_dir
 from musicrestore.data import testsets as ts
+from musicrestore.separation.stored import stored_factory
 from musicrestore.tracking import stage_run
 from musicrestore.variants import build_context, get_variant
 from musicrestore.variants import restore as rs
+from musicrestore.variants.pretrained import missing_checkpoints
 from musicrestore.variants.registry import resolve_params
 
 log = logging.getLogger("restore")
@@ -45,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ts.add_arguments(parser)
     parser.add_argument("--separator-dir", help="separator repo folder (variants that separate)")
     parser.add_argument("--models-dir", help="checkpoint folder (learned variants)")
+    parser.add_argument(
+        "--separated", help="the separate stage's stems (variants that separate the mixture)"
+    )
     parser.add_argument("--out", required=True, help="output folder (<testset>/{id}.wav)")
     parser.add_argument("--timing", help="uncached timing metrics file (JSON)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -85,11 +91,29 @@ def timing_metrics(per_set: dict[str, dict], tasks: dict[str, str]) -> dict[str,
     return out
 
 
+def skip(name: str, missing: list[str], args: argparse.Namespace) -> None:
+    """A variant that cannot run here (its pretrained checkpoints are absent): write
+    ``<out>/skipped.json`` (and an empty timing file) so the pipeline goes on offline; the
+    evaluate stage passes it on and the report lists the variant as not run."""
+    for line in missing:
+        log.warning("%s: %s", name, line)
+    doc = {"variant": name, "reason": "checkpoints not present", "missing": missing}
+    with output_dir(args.out) as tmp:
+        (tmp / ts.SKIPPED_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+    if args.timing:
+        with atomic_path(Path(args.timing)) as path:
+            path.write_text("{}\n")
+    log.warning(
+        "%s skipped: %d checkpoint(s) missing (README, Pretrained RoFormers)", name, len(missing)
+    )
+
+
 @main_guard
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     params = load_params(args.params)
     config = settings(params, args)
+    cluster = compute.compute_settings(params.get("compute"))
     if args.check_params:
         return
     variant, restore = config["variant"], config["restore"]
@@ -101,6 +125,11 @@ def main(argv: list[str] | None = None) -> None:
             repo=args.separator_dir,
             device=restore["device"],
         )
+        if args.separated and variant.separates_mixture:  # separation computed once
+            factory = stored_factory(args.separated, factory)
+    if missing := missing_checkpoints(variant.name, params.get("variants"), config["targets"]):
+        skip(variant.name, missing, args)
+        return
     ctx = build_context(
         variant,
         params.get("variants"),
@@ -118,8 +147,10 @@ def main(argv: list[str] | None = None) -> None:
     per_set: dict[str, dict] = {}
     tasks: dict[str, str] = {}
     with stage_run(f"restore-{variant.name}", logged) as run:
-        setup_s = rs.warm_up(variant, ctx)
-        with output_dir(args.out) as tmp:
+        with (
+            compute.engine(cluster, progress=not args.no_progress) as eng,
+            output_dir(args.out) as tmp,
+        ):
             for name, folder in sets.items():
                 per_set[name] = rs.restore_dataset(
                     variant,
@@ -128,10 +159,11 @@ def main(argv: list[str] | None = None) -> None:
                     ctx,
                     testset=name,
                     progress=not args.no_progress,
-                    warm=variant.per_target,  # per-target models load per set, untimed
+                    engine=eng,
                     **chunking,
                 )
                 tasks[name] = per_set[name]["task"]
+        setup_s = sum(t["setup_s"] for t in per_set.values())
         metrics = {**timing_metrics(per_set, tasks), "setup_s": round(setup_s, 3)}
         if args.timing:
             with atomic_path(Path(args.timing)) as path:

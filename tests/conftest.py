@@ -41,3 +41,14 @@ def _one_torch_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def dask2():
+    """A real Dask LocalCluster of 2 worker processes (one thread each) for the session, as a
+    :class:`musicrestore.compute.Engine`: the tests that compare 1 and 2 workers share it."""
+    from musicrestore import compute
+
+    settings = {**compute.COMPUTE_DEFAULTS, "workers": 2}
+    with compute.engine(settings, progress=False) as eng:
+        yield eng

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 import yaml
 
+from musicrestore.compute import _single_thread as single_thread
 from musicrestore.core.audio import save_audio
 from musicrestore.core.stage import StageError
 from musicrestore.data.dataset import iter_pairs, read_manifest
@@ -31,7 +32,6 @@ from musicrestore.degrade.examples import (
     example_seed,
     make_msr_example,
 )
-from musicrestore.degrade.pool import single_thread
 
 SR = 44100
 SONG_S = 2.0
@@ -76,7 +76,7 @@ def voc_1(tiny, tmp_path_factory) -> tuple[Path, dict]:
     root, splits_dir = tiny
     out = tmp_path_factory.mktemp("voc1")
     stats = build.build_msr(
-        root, splits_dir, "Voc", out, n_test=3, n_train=4, segment_s=1.0, seed=5, workers=1
+        root, splits_dir, "Voc", out, n_test=3, n_train=4, segment_s=1.0, seed=5
     )
     return out, stats
 
@@ -135,30 +135,32 @@ def test_builder_output_is_what_the_on_the_fly_writer_gives(tiny, voc_1):
     np.testing.assert_allclose(made.mixture, cached.T, atol=2e-7)  # 24-bit FLAC quantization
 
 
-def test_build_msr_gives_identical_bytes_for_1_and_2_workers(tiny, voc_1, tmp_path):
+def test_build_msr_gives_identical_bytes_in_process_and_on_2_dask_workers(
+    tiny, voc_1, tmp_path, dask2
+):
     root, splits_dir = tiny
     out_1, _ = voc_1
     out_2 = tmp_path / "voc2"
     build.build_msr(
-        root, splits_dir, "Voc", out_2, n_test=3, n_train=4, segment_s=1.0, seed=5, workers=2
+        root, splits_dir, "Voc", out_2, n_test=3, n_train=4, segment_s=1.0, seed=5, engine=dask2
     )
     assert folder_bytes(out_1) == folder_bytes(out_2)  # stats.json included
 
 
-def test_build_musicgen_like_gives_identical_bytes_for_1_and_2_workers(tiny, tmp_path):
+def test_build_musicgen_like_gives_identical_bytes_in_process_and_on_2_dask_workers(
+    tiny, tmp_path, dask2
+):
     root, splits_dir = tiny
     kw = dict(n_test=2, n_train=3, test_s=1.0, train_crop_s=(0.3, 0.4), seed=1)
-    build.build_musicgen_like(root, splits_dir, tmp_path / "m1", workers=1, **kw)
-    build.build_musicgen_like(root, splits_dir, tmp_path / "m2", workers=2, **kw)
+    build.build_musicgen_like(root, splits_dir, tmp_path / "m1", **kw)
+    build.build_musicgen_like(root, splits_dir, tmp_path / "m2", engine=dask2, **kw)
     assert folder_bytes(tmp_path / "m1") == folder_bytes(tmp_path / "m2")
 
 
 def test_adding_examples_never_changes_earlier_ones(tiny, voc_1, tmp_path):
     root, splits_dir = tiny
     out_1, _ = voc_1
-    build.build_msr(
-        root, splits_dir, "Voc", tmp_path, n_test=2, n_train=0, segment_s=1.0, seed=5, workers=1
-    )
+    build.build_msr(root, splits_dir, "Voc", tmp_path, n_test=2, n_train=0, segment_s=1.0, seed=5)
     smaller = folder_bytes(tmp_path / "test")
     bigger = folder_bytes(out_1 / "test")
     for name, data in smaller.items():
@@ -169,9 +171,7 @@ def test_adding_examples_never_changes_earlier_ones(tiny, voc_1, tmp_path):
 
 def test_songs_where_the_target_is_silent_are_skipped(tiny, tmp_path):
     root, splits_dir = tiny
-    stats = build.build_msr(
-        root, splits_dir, "Orch", tmp_path, n_test=1, n_train=4, segment_s=1.0, workers=1
-    )
+    stats = build.build_msr(root, splits_dir, "Orch", tmp_path, n_test=1, n_train=4, segment_s=1.0)
     assert {ex.song for ex in read_manifest(tmp_path / "train")} == {"Artist0|Song0"}
     assert stats["train"]["songs"] == 1
 
@@ -179,7 +179,7 @@ def test_songs_where_the_target_is_silent_are_skipped(tiny, tmp_path):
     write_splits(silent_only, {"Orch": (["Artist1|Song1"], ["Artist1|Song1"])})
     with pytest.raises(StageError, match="active"):
         build.build_msr(
-            root, silent_only, "Orch", tmp_path / "x", n_test=1, n_train=0, segment_s=1.0, workers=1
+            root, silent_only, "Orch", tmp_path / "x", n_test=1, n_train=0, segment_s=1.0
         )
 
 
@@ -216,7 +216,6 @@ def test_build_musicgen_like_splits_and_formats(tiny, tmp_path):
         n_train=5,
         test_s=1.0,
         train_crop_s=(0.3, 0.4),
-        workers=1,
     )
     held_out = test_songs(read_splits(splits_dir))
     test = read_manifest(tmp_path / "test")
@@ -254,7 +253,7 @@ def test_build_musicgen_like_from_a_folder_of_clean_music(tmp_path):
     out = tmp_path / "out"
     stats = build.build_musicgen_like(
         "no-rawstems", "no-splits", out, n_test=2, n_train=6, test_s=1.0,
-        train_crop_s=(0.3, 0.4), workers=1, clean_dir=lib, clean_test_fraction=0.4,
+        train_crop_s=(0.3, 0.4), clean_dir=lib, clean_test_fraction=0.4,
     )  # fmt: skip
     assert {ex.song for ex in read_manifest(out / "test")} == set(test)
     assert {ex.song for ex in read_manifest(out / "train")} == set(train)
@@ -288,9 +287,10 @@ def test_stage_scripts_build_atomically_and_reject_typos(tiny, tmp_path, monkeyp
     root, splits_dir = tiny
     params = {
         "seed": 3,
-        "msr": {"targets": ["Voc"], "n_test": 1, "n_train": 1, "segment_s": 0.5, "workers": 1,
+        "compute": {"workers": 1},
+        "msr": {"targets": ["Voc"], "n_test": 1, "n_train": 1, "segment_s": 0.5,
                 "degrade": {"mixture_chain": {"mp3": 1.0}}},
-        "musicgen_like": {"n_test": 1, "n_train": 1, "test_s": 0.5, "train_crop_s": [0.3, 0.3], "workers": 1,
+        "musicgen_like": {"n_test": 1, "n_train": 1, "test_s": 0.5, "train_crop_s": [0.3, 0.3],
                           "subtype": "PCM_16"},
     }  # fmt: skip
     params_path = tmp_path / "params.yaml"
@@ -326,7 +326,7 @@ def test_stage_scripts_build_atomically_and_reject_typos(tiny, tmp_path, monkeyp
 
 def test_examples_from_the_embedded_stand_in_are_flagged(tiny, tmp_path):
     root, splits_dir = tiny
-    kw = dict(n_test=1, n_train=0, segment_s=1.0, seed=5, workers=1)
+    kw = dict(n_test=1, n_train=0, segment_s=1.0, seed=5)
     build.build_msr(root, splits_dir, "Voc", tmp_path / "plain", **kw)
     assert not read_manifest(tmp_path / "plain" / "test")[0].meta["embedded"]
     (root / "dataset.json").write_text('{"stand_in": true}')

@@ -234,10 +234,13 @@ def test_build_and_musicgen_blocks():
     with pytest.raises(ConfigError) as exc:
         check_params(build_msr, {"segment_s": -10}, "msr")
     one_line_error(exc, "msr.segment_s", "> 0")
-    assert check_params(build_msr, {"n_test": 6, "workers": None}, "msr") == {
+    assert check_params(build_msr, {"n_test": 6, "subtype": None}, "msr") == {
         "n_test": 6,
-        "workers": None,
+        "subtype": None,
     }
+    with pytest.raises(ConfigError) as exc:  # where the work runs is the compute block's
+        check_params(build_msr, {"workers": 2}, "msr")
+    one_line_error(exc, "msr: unknown key(s) workers")
     with pytest.raises(ConfigError) as exc:
         fetch_musicgen("generate", "/nonexistent", generate={"device": "tpu9"})
     one_line_error(exc, "musicgen.generate.device: got 'tpu9'")

@@ -239,7 +239,7 @@ def test_every_manifest_reader_refuses_a_hostile_manifest(
         lambda: restore_dataset(
             "identity", ds, tmp_path / "out", build_context("identity"), progress=False
         ),
-        lambda: score_testset(ds, tmp_path, EvalConfig(workers=1), progress=False),
+        lambda: score_testset(ds, tmp_path, EvalConfig(), progress=False),
         lambda: data_hash([ds]),
     ]
     for call in calls:

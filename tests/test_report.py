@@ -76,7 +76,7 @@ def _make_set(root: Path, task: str, meta: dict) -> None:
             root.parent / "eval" / variant / root.name,
             variant,
             root.name,
-            ev.EvalConfig(segment_s=1.0, min_segment_s=0.25, workers=1),
+            ev.EvalConfig(segment_s=1.0, min_segment_s=0.25),
             progress=False,
         )
 

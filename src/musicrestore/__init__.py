@@ -18,6 +18,7 @@ an explicit setting of any of the variables wins (e.g. ``ONEDNN_MAX_CPU_ISA=ALL`
 
 import os
 import platform
+import sys
 
 #: Environment variable -> the AVX2-level value it is given (before NumPy or PyTorch loads:
 #: the stage scripts import this package first).
@@ -40,9 +41,27 @@ def _has_avx2() -> bool:
         return False
 
 
-if _has_avx2():
+#: Whether the caps were in the environment before this process started (a parent set them),
+#: and which capped libraries were imported before this package set them here.
+_INHERITED = all(_name in os.environ for _name in CPU_CAPS)
+_LATE = sorted(_m for _m in ("numpy", "torch") if _m in sys.modules)
+
+_AVX2 = _has_avx2()
+if _AVX2:
     for _name, _value in CPU_CAPS.items():
         os.environ.setdefault(_name, _value)
+
+
+def caps_effective() -> bool:
+    """Whether this process's kernels honour :data:`CPU_CAPS`: the variables were set before
+    the process started, or this package was imported before NumPy and PyTorch (which read
+    them when they load). Entry points make sure of it: the stage scripts and
+    ``python -m musicrestore`` import this package first, pytest loads it first (``-p
+    musicrestore`` in pyproject.toml), LocalCluster workers inherit the variables, and remote
+    workers get them with ``--preload-nanny musicrestore``; Dask tasks refuse to run
+    without them (:func:`musicrestore.compute.worker_setup`)."""
+    return not _AVX2 or _INHERITED or not _LATE
+
 
 __version__ = "0.1.0"
 

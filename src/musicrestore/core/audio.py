@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import math
 import os
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import soundfile as sf
@@ -226,16 +227,42 @@ def save_audio(
     """
     path = Path(path)
     wave = validate_wave(wave, sr, path)
-    if np.abs(wave).max() > 1.0 and subtype is None and path.suffix.lower() == ".wav":
-        subtype = "FLOAT"  # keep out-of-range samples rather than clipping them silently
     with (
         atomic_path(path) as tmp,
         open_for_writing(
-            tmp, sr, wave.shape[0], subtype or _default_subtype(path), _format(path)
+            tmp, sr, wave.shape[0], _subtype_for(path, wave, subtype), _format(path)
         ) as fh,
     ):
         fh.write(wave.T)
     return path
+
+
+def encode_audio(name: str, wave: np.ndarray, sr: int, subtype: str | None = None) -> bytes:
+    """The bytes :func:`save_audio` would write to a file called ``name`` (its suffix picks
+    the format): a Dask task returns these, and the stage process, the only writer, writes
+    them (:mod:`musicrestore.compute`)."""
+    path = Path(name)
+    wave = validate_wave(wave, sr, path)
+    buf = io.BytesIO()
+    with open_for_writing(
+        buf, sr, wave.shape[0], _subtype_for(path, wave, subtype), _format(path)
+    ) as fh:
+        fh.write(wave.T)
+    return buf.getvalue()
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (a temporary file, then rename)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def _subtype_for(path: Path, wave: np.ndarray, subtype: str | None) -> str:
+    if np.abs(wave).max() > 1.0 and subtype is None and path.suffix.lower() == ".wav":
+        return "FLOAT"  # keep out-of-range samples rather than clipping them silently
+    return subtype or _default_subtype(path)
 
 
 #: libsndfile's SFC_SET_ADD_PEAK_CHUNK command (sndfile.h); soundfile does not wrap it.
@@ -243,7 +270,7 @@ _SFC_SET_ADD_PEAK_CHUNK = 0x1050
 
 
 def open_for_writing(
-    path: str | os.PathLike[str], sr: int, channels: int, subtype: str | None, fmt: str
+    path: str | os.PathLike[str] | BinaryIO, sr: int, channels: int, subtype: str | None, fmt: str
 ) -> sf.SoundFile:
     """A soundfile writer whose bytes depend on the samples alone.
 
@@ -258,7 +285,8 @@ def open_for_writing(
     file the user asked for in it.
     """
     try:
-        fh = _Writer(str(path), "w", sr, channels, subtype=subtype, format=fmt)
+        target = path if hasattr(path, "write") else str(path)
+        fh = _Writer(target, "w", sr, channels, subtype=subtype, format=fmt)
     except Exception as exc:
         raise _write_error(exc) from None
     if fmt.upper() == "WAV" and (subtype or "").upper() in ("FLOAT", "DOUBLE"):

@@ -22,6 +22,11 @@ from ..core.paths import plain_name
 
 MSR_PREFIX = "msr_"
 
+#: Written instead of outputs by a restore stage whose variant cannot run here (a pretrained
+#: variant without its checkpoints), and passed on by its evaluate stage; the report lists
+#: such variants as not run: ``{"variant": ..., "reason": ..., "missing": [...]}``.
+SKIPPED_FILE = "skipped.json"
+
 #: A T2 group as ``msr.targets`` names it (``Voc``, ``Gtr_EG``): it is a folder name
 #: (``<root>/<group>``) and part of a test set's name (``msr_<group>``).
 _GROUP = re.compile(r"[A-Za-z][A-Za-z0-9]*(_[A-Za-z0-9]+)?")

@@ -17,15 +17,15 @@ folder: :func:`clean_folder_split`), which example goes to which song with which
 the checked keyword arguments of the builders (:func:`check_params`). The rest lives beside it:
 
 - :mod:`.examples`: the pure per-example functions (seeds, activity, the two examples);
-- :mod:`.tasks`: one song's chunk of examples read, made and written (a worker's unit);
-- :mod:`.pool`: the process pool that runs the tasks, and the sharding helpers;
+- :mod:`.tasks`: one song's chunk of examples read, made and encoded (a Dask task);
+- :mod:`musicrestore.compute`: where the tasks run (in this process, a local Dask cluster or
+  a remote one); the builder writes what they return;
 - :mod:`.stats`: each split's ``stats.json``.
 
 Determinism: example ``i`` of a split draws everything from its own seed,
 ``example_seed(seed, target, split, i)``, and goes to song ``i mod n_songs``; adding examples
-never changes earlier ones, and the output bytes do not depend on the number of workers
-(:mod:`.pool`) or on sharding (``shard=(i, n)``; :mod:`musicrestore.degrade.merge` joins the
-shards, README, "Team use").
+never changes earlier ones, and the output bytes do not depend on the number of workers or
+on the order in which the tasks finish (tests/test_compute.py).
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..compute import Engine
+from ..core.audio import write_bytes
 from ..core.config import (
     REQUIRED,
     SEED_RANGE,
@@ -48,15 +50,16 @@ from ..core.config import (
     signature_defaults,
 )
 from ..core.errors import LayoutError, StageError
-from ..data.dataset import write_manifest
+from ..core.paths import plain_name
+from ..data.dataset import Example, write_manifest
 from ..data.taxonomy import Song, parse_target, read_splits, scan, test_songs
 from .chains import msr_config, musicgen_config
 from .examples import example_seed
-from .pool import chunks, in_shard, parse_shard, record_shard, run_tasks, worker_count, worker_pool
 from .stats import split_stats, write_stats
 from .tasks import (
     MSR_TASK_EXAMPLES,
     MUSICGEN_TASK_EXAMPLES,
+    Files,
     msr_offsets_task,
     msr_song_task,
     musicgen_song_task,
@@ -105,6 +108,29 @@ def clean_folder_split(
     return test, train
 
 
+def chunks(jobs: list[Any], size: int) -> list[list[Any]]:
+    """``jobs`` in consecutive lists of at most ``size`` (one task each)."""
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+
+
+def _run_and_write(
+    engine: Engine,
+    fn: Callable[..., tuple[list[Example], Files]],
+    tasks: list[dict[str, Any]],
+    units: list[int],
+    folder: Path,
+    desc: str,
+) -> list[Example]:
+    """Run the example tasks, write each task's files into ``folder`` as it finishes (this
+    process is the only writer), and return every manifest row, sorted by id."""
+    examples: list[Example] = []
+    for _, (rows, files) in engine.imap(fn, tasks, desc, units):
+        for name, data in files:
+            write_bytes(folder / plain_name(name, f"{desc}: file"), data)
+        examples.extend(rows)
+    return sorted(examples, key=lambda ex: ex.id)
+
+
 def build_msr(
     rawstems_root: str | os.PathLike[str],
     splits_dir: str | os.PathLike[str],
@@ -116,11 +142,10 @@ def build_msr(
     train_segment_s: float | None = None,
     sr: int = 44100,
     seed: int = 0,
-    workers: int | None = None,
     cfg: Mapping[str, Any] | None = None,
     active_db: float = -40.0,
     subtype: str | None = None,
-    shard: tuple[int, int] | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Write the degraded MSR test and train sets of one target (seed 004 §4.2).
 
@@ -141,20 +166,18 @@ def build_msr(
         segment_s, train_segment_s: segment lengths (s).
         sr: sample rate (Hz); RawStems is used at 44.1 kHz.
         seed: base seed; example ``i`` of split ``s`` uses ``example_seed(seed, target, s, i)``.
-        workers: processes (default ``os.cpu_count()``); the output does not depend on it.
         cfg: degradation config, overrides of :data:`.chains.MSR_DEFAULTS`.
         active_db: activity threshold of a segment's target RMS (dBFS).
         subtype: FLAC sample format (``None``: :func:`musicrestore.core.audio.save_audio`'s 24-bit;
             ``"PCM_16"`` halves the disk use).
-        shard: ``(i, n)``: only the examples whose index is ``i`` mod ``n`` (see the module
-            docstring); ``stats.json`` then counts those and records the shard.
+        engine: where the tasks run (:func:`musicrestore.compute.engine`; ``None``: in this
+            process); the output does not depend on it.
 
     Returns:
         The stats written to ``stats.json``.
     """
     start = time.perf_counter()
     parse_target(target)
-    shard = parse_shard(shard)
     config = msr_config(cfg)
     splits = read_splits(splits_dir)
     if target not in splits:
@@ -163,73 +186,65 @@ def build_msr(
         )
     train_names, test_names = splits[target]
     root = str(rawstems_root)
-    nproc = worker_count(workers)
+    engine = engine or Engine(None)
     split_dirs = (
         {k: Path(v) for k, v in out_dir.items()}
         if isinstance(out_dir, Mapping)
         else {split: Path(out_dir) / split for split in ("test", "train")}
     )
     stats: dict[str, Any] = {"target": target, "sr": sr, "seed": seed}
-    record_shard(stats, shard)
-    with worker_pool(nproc) as pool:
-        for split, names, n, seg_s in (
-            ("test", test_names, n_test, segment_s),
-            ("train", train_names, n_train, train_segment_s or segment_s),
-        ):
-            folder = split_dirs[split]
-            folder.mkdir(parents=True, exist_ok=True)
-            length = int(round(seg_s * sr))
-            songs = _songs_by_name(root, names, f"{target} {split}") if n > 0 else []
-            if n > 0 and not songs:
-                raise StageError(
-                    f"{splits_dir}: no {split} songs for {target}; set n_{split} to 0 or add songs"
-                )
-            offsets = run_tasks(
-                pool,
-                msr_offsets_task,
-                [
-                    dict(
-                        root=root, song=s, target=target, sr=sr, length=length, active_db=active_db
-                    )
-                    for s in songs
-                ],
-                f"{target} {split}: activity",
+    for split, names, n, seg_s in (
+        ("test", test_names, n_test, segment_s),
+        ("train", train_names, n_train, train_segment_s or segment_s),
+    ):
+        folder = split_dirs[split]
+        folder.mkdir(parents=True, exist_ok=True)
+        length = int(round(seg_s * sr))
+        songs = _songs_by_name(root, names, f"{target} {split}") if n > 0 else []
+        if n > 0 and not songs:
+            raise StageError(
+                f"{splits_dir}: no {split} songs for {target}; set n_{split} to 0 or add songs"
             )
-            usable = [(s, o) for s, o in zip(songs, offsets, strict=True) if o]
-            for s, o in zip(songs, offsets, strict=True):
-                if not o:
-                    log.warning(
-                        "%s: %s is below %s dB RMS everywhere; song skipped",
-                        s.name,
-                        target,
-                        active_db,
-                    )
-            if n > 0 and not usable:
-                raise StageError(
-                    f"{target} {split}: no song has a segment where {target} is active (>= {active_db} dB RMS)"
+        offsets = engine.map(
+            msr_offsets_task,
+            [
+                dict(root=root, song=s, target=target, sr=sr, length=length, active_db=active_db)
+                for s in songs
+            ],
+            f"{target} {split}: activity",
+        )
+        usable = [(s, o) for s, o in zip(songs, offsets, strict=True) if o]
+        for s, o in zip(songs, offsets, strict=True):
+            if not o:
+                log.warning(
+                    "%s: %s is below %s dB RMS everywhere; song skipped",
+                    s.name,
+                    target,
+                    active_db,
                 )
-            per_song: dict[int, list[tuple[str, int]]] = {}
-            for i in range(n):
-                if not in_shard(i, shard):
-                    continue
-                per_song.setdefault(i % len(usable), []).append(
-                    (f"{target}_{split}_{i:05d}", example_seed(seed, target, split, i))
-                )
-            tasks, units = [], []
-            for k, jobs in sorted(per_song.items()):
-                song, song_offsets = usable[k]
-                for chunk in chunks(jobs, MSR_TASK_EXAMPLES):
-                    tasks.append(
-                        dict(root=root, song=song, target=target, sr=sr, length=length, offsets=song_offsets,
-                             jobs=chunk, cfg=config, folder=str(folder), split=split, subtype=subtype)
-                    )  # fmt: skip
-                    units.append(len(chunk))
-            results = run_tasks(pool, msr_song_task, tasks, f"{target} {split}", units)
-            examples = sorted((ex for chunk in results for ex in chunk), key=lambda ex: ex.id)
-            write_manifest(folder, examples)
-            stats[split] = split_stats(examples, len(usable))
+        if n > 0 and not usable:
+            raise StageError(
+                f"{target} {split}: no song has a segment where {target} is active (>= {active_db} dB RMS)"
+            )
+        per_song: dict[int, list[tuple[str, int]]] = {}
+        for i in range(n):
+            per_song.setdefault(i % len(usable), []).append(
+                (f"{target}_{split}_{i:05d}", example_seed(seed, target, split, i))
+            )
+        tasks, units = [], []
+        for k, jobs in sorted(per_song.items()):
+            song, song_offsets = usable[k]
+            for chunk in chunks(jobs, MSR_TASK_EXAMPLES):
+                tasks.append(
+                    dict(root=root, song=song, target=target, sr=sr, length=length, offsets=song_offsets,
+                         jobs=chunk, cfg=config, split=split, subtype=subtype)
+                )  # fmt: skip
+                units.append(len(chunk))
+        examples = _run_and_write(engine, msr_song_task, tasks, units, folder, f"{target} {split}")
+        write_manifest(folder, examples)
+        stats[split] = split_stats(examples, len(usable))
     stats["build_time_s"] = round(time.perf_counter() - start, 3)
-    stats["workers"] = nproc
+    stats["workers"] = engine.workers
     for split, folder in split_dirs.items():
         other = "train" if split == "test" else "test"
         write_stats(folder, {k: v for k, v in stats.items() if k != other})
@@ -246,11 +261,10 @@ def build_musicgen_like(
     train_crop_s: Sequence[float] = (3.0, 4.0),
     sr: int = 32000,
     seed: int = 0,
-    workers: int | None = None,
     cfg: Mapping[str, Any] | None = None,
     active_db: float = -40.0,
     subtype: str | None = None,
-    shard: tuple[int, int] | None = None,
+    engine: Engine | None = None,
     clean_dir: str | os.PathLike[str] | None = None,
     clean_test_fraction: float = 0.2,
 ) -> dict[str, Any]:
@@ -261,8 +275,7 @@ def build_musicgen_like(
     ``n_train`` crops of uniform length in ``train_crop_s`` from every other song. Clips are
     the full mix (all stems but room microphones) downmixed to mono.
 
-    Args: as :func:`build_msr`; ``cfg`` overrides :data:`.chains.MUSICGEN_DEFAULTS`;
-    ``shard`` likewise.
+    Args: as :func:`build_msr`; ``cfg`` overrides :data:`.chains.MUSICGEN_DEFAULTS`.
         clean_dir: take the clean music from this folder of audio files (a user's own
             library: WAV, FLAC, OGG, MP3, searched recursively) instead of the RawStems
             mixes; ``rawstems_root`` and ``splits_dir`` are then not read. Each file is a
@@ -273,9 +286,8 @@ def build_musicgen_like(
         The stats written to ``stats.json``.
     """
     start = time.perf_counter()
-    shard = parse_shard(shard)
     config = musicgen_config(cfg)
-    nproc = worker_count(workers)
+    engine = engine or Engine(None)
     out_dir = Path(out_dir)
     test_list: list[Song] | list[str]
     train_list: list[Song] | list[str]
@@ -290,40 +302,37 @@ def build_musicgen_like(
     stats: dict[str, Any] = {"sr": sr, "seed": seed}
     if clean_dir is not None:  # the folder's name only: no absolute path in a DVC output
         stats["clean_dir"] = Path(clean_dir).name
-    record_shard(stats, shard)
-    with worker_pool(nproc) as pool:
-        for split, songs, n, length_s in (
-            ("test", test_list, n_test, float(test_s)),
-            ("train", train_list, n_train, [float(x) for x in train_crop_s]),
-        ):
-            folder = out_dir / split
-            folder.mkdir(parents=True, exist_ok=True)
-            if n > 0 and not songs:
-                raise StageError(
-                    f"musicgen_like {split}: no songs available (check the splits and {root})"
-                )
-            per_song: dict[int, list[tuple[str, int]]] = {}
-            for i in range(n):
-                if not in_shard(i, shard):
-                    continue
-                per_song.setdefault(i % len(songs), []).append(
-                    (f"mgl_{split}_{i:05d}", example_seed(seed, "musicgen_like", split, i))
-                )
-            tasks, units = [], []
-            for k, jobs in sorted(per_song.items()):
-                for chunk in chunks(jobs, MUSICGEN_TASK_EXAMPLES):
-                    tasks.append(
-                        dict(root=root, song=songs[k], sr=sr, length_s=length_s, jobs=chunk, cfg=config,
-                             folder=str(folder), split=split, active_db=active_db, subtype=subtype)
-                    )  # fmt: skip
-                    units.append(len(chunk))
-            results = run_tasks(pool, musicgen_song_task, tasks, f"musicgen_like {split}", units)
-            examples = sorted((ex for chunk in results for ex in chunk), key=lambda ex: ex.id)
-            write_manifest(folder, examples)
-            stats[split] = split_stats(examples, len(songs))
-            stats[split]["inactive"] = sum(1 for ex in examples if not ex.meta["active"])
+    for split, songs, n, length_s in (
+        ("test", test_list, n_test, float(test_s)),
+        ("train", train_list, n_train, [float(x) for x in train_crop_s]),
+    ):
+        folder = out_dir / split
+        folder.mkdir(parents=True, exist_ok=True)
+        if n > 0 and not songs:
+            raise StageError(
+                f"musicgen_like {split}: no songs available (check the splits and {root})"
+            )
+        per_song: dict[int, list[tuple[str, int]]] = {}
+        for i in range(n):
+            per_song.setdefault(i % len(songs), []).append(
+                (f"mgl_{split}_{i:05d}", example_seed(seed, "musicgen_like", split, i))
+            )
+        tasks, units = [], []
+        for k, jobs in sorted(per_song.items()):
+            for chunk in chunks(jobs, MUSICGEN_TASK_EXAMPLES):
+                tasks.append(
+                    dict(root=root, song=songs[k], sr=sr, length_s=length_s, jobs=chunk, cfg=config,
+                         split=split, active_db=active_db, subtype=subtype)
+                )  # fmt: skip
+                units.append(len(chunk))
+        examples = _run_and_write(
+            engine, musicgen_song_task, tasks, units, folder, f"musicgen_like {split}"
+        )
+        write_manifest(folder, examples)
+        stats[split] = split_stats(examples, len(songs))
+        stats[split]["inactive"] = sum(1 for ex in examples if not ex.meta["active"])
     stats["build_time_s"] = round(time.perf_counter() - start, 3)
-    stats["workers"] = nproc
+    stats["workers"] = engine.workers
     write_stats(out_dir, stats)
     return stats
 
@@ -333,7 +342,6 @@ BUILD_RULES: dict[str, Any] = {
     "ranges": {
         "n_test": (0, None),
         "n_train": (0, None),
-        "workers": (1, None),
         "sr": (1000, 384000, "a sample rate in Hz"),
         "active_db": (-200.0, 0.0, "a level in dBFS"),
         "clean_test_fraction": (0.0, 1.0),
@@ -345,9 +353,9 @@ BUILD_RULES: dict[str, Any] = {
     "checks": {"clean_dir": optional_str_problem},
 }
 
-#: Builder arguments the stage passes itself (paths, the shard, the chain config, which the
+#: Builder arguments the stage passes itself (paths, the engine, the chain config, which the
 #: block holds as ``degrade``); a params block may not set them.
-STAGE_ARGS = ("shard", "cfg", "rawstems_root", "splits_dir", "target", "out_dir")
+STAGE_ARGS = ("engine", "cfg", "rawstems_root", "splits_dir", "target", "out_dir")
 
 
 def check_params(fn: Callable[..., Any], params: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -3,9 +3,10 @@
 A task reads what it needs of one song (the target's stems to find its active segments;
 only the chosen segments of every stem for an MSR example, :func:`load_segment`; the whole
 mono mix once for the MusicGen-like crops), makes each example with the pure functions of
-:mod:`.examples`, writes the ``{id}_mixture.flac`` / ``{id}_target.flac`` pair and returns
-the manifest rows (:class:`musicrestore.data.dataset.Example`). Tasks are top-level
-functions of picklable arguments, so :mod:`.pool` can run them in worker processes; the
+:mod:`.examples`, encodes the ``{id}_mixture.flac`` / ``{id}_target.flac`` pair and returns
+the manifest rows (:class:`musicrestore.data.dataset.Example`) with the encoded files
+(:data:`Files`); the builder, the only writer, writes them. Tasks are top-level functions
+of picklable arguments, so :mod:`musicrestore.compute` can run them as Dask tasks; the
 builders (:mod:`.build`) cut the jobs of a song into chunks of at most
 :data:`MSR_TASK_EXAMPLES` / :data:`MUSICGEN_TASK_EXAMPLES`.
 
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.audio import audio_info, load_audio, save_audio
+from ..core.audio import audio_info, encode_audio, load_audio
 from ..data.dataset import Example
 from ..data.stems import is_stand_in, load_mix, load_stem, pad_to, sum_waves
 from ..data.taxonomy import Song
@@ -34,18 +35,22 @@ from .examples import active_offsets, energy_cumsum, make_musicgen_example, segm
 MSR_TASK_EXAMPLES = 8
 MUSICGEN_TASK_EXAMPLES = 32
 
+#: What a task returns besides its manifest rows: ``[(file name, encoded bytes)]``.
+Files = list[tuple[str, bytes]]
+
 
 def _rms_db(wave: np.ndarray) -> float:
     ms = float(np.mean(np.square(wave, dtype=np.float64)))
     return 10.0 * math.log10(ms) if ms > 0 else -math.inf
 
 
-def _save_pair(
-    folder: Path, ex_id: str, mixture: np.ndarray, target: np.ndarray, sr: int, subtype: str | None
+def _encode_pair(
+    files: Files, ex_id: str, mixture: np.ndarray, target: np.ndarray, sr: int, subtype: str | None
 ) -> tuple[str, str]:
+    """Encode one example's pair into ``files``; returns the two file names."""
     mix_name, tgt_name = f"{ex_id}_mixture.flac", f"{ex_id}_target.flac"
-    save_audio(folder / mix_name, mixture, sr, subtype=subtype)
-    save_audio(folder / tgt_name, target, sr, subtype=subtype)
+    files.append((mix_name, encode_audio(mix_name, mixture, sr, subtype)))
+    files.append((tgt_name, encode_audio(tgt_name, target, sr, subtype)))
     return mix_name, tgt_name
 
 
@@ -93,18 +98,18 @@ def msr_song_task(
     offsets: list[int],
     jobs: list[tuple[str, int]],
     cfg: dict[str, Any],
-    folder: str,
     split: str,
     subtype: str | None,
-) -> list[Example]:
-    """Phase 2: every example of ``jobs`` (``(id, seed)``) from one song, written to ``folder``."""
-    out = []
+) -> tuple[list[Example], Files]:
+    """Phase 2: every example of ``jobs`` (``(id, seed)``) from one song, with its files."""
+    out: list[Example] = []
+    files: Files = []
     embedded = is_stand_in(root)
     for ex_id, seed in jobs:
         offset = segment_offset(offsets, seed)
         tgt, bg, tgt_stems, bg_stems = load_segment(root, song, target, sr, offset, length)
         ex = msr_example(tgt, bg, sr, np.random.default_rng(seed), cfg)
-        mix_name, tgt_name = _save_pair(Path(folder), ex_id, ex.mixture, ex.reference, sr, subtype)
+        mix_name, tgt_name = _encode_pair(files, ex_id, ex.mixture, ex.reference, sr, subtype)
         meta = {
             **ex.meta,
             "split": split,
@@ -129,7 +134,7 @@ def msr_song_task(
                 meta=meta,
             )
         )
-    return out
+    return out, files
 
 
 def musicgen_song_task(
@@ -139,24 +144,24 @@ def musicgen_song_task(
     length_s: float | list[float],
     jobs: list[tuple[str, int]],
     cfg: dict[str, Any],
-    folder: str,
     split: str,
     active_db: float,
     subtype: str | None,
-) -> list[Example]:
+) -> tuple[list[Example], Files]:
     """Every example of ``jobs`` (``(id, seed)``) from one song, or one file of a clean-music
-    folder (``song`` a path), whose mono mix is decoded once; written to ``folder``."""
+    folder (``song`` a path), whose mono mix is decoded once, with its files."""
     if isinstance(song, str):  # a file of a clean-music folder (clean_dir)
         mix, name, stand_in = load_audio(Path(root) / song, sr, channels=1)[0], song, False
     else:
         mix, name, stand_in = load_mix(root, song, sr, channels=1), song.name, is_stand_in(root)
     cs = energy_cumsum(mix)
-    out = []
+    out: list[Example] = []
+    files: Files = []
     for ex_id, seed in jobs:
         clean, degraded, effects, meta = make_musicgen_example(
             mix, sr, seed, cfg, length_s, active_db, cs
         )
-        mix_name, tgt_name = _save_pair(Path(folder), ex_id, degraded, clean, sr, subtype)
+        mix_name, tgt_name = _encode_pair(files, ex_id, degraded, clean, sr, subtype)
         out.append(
             Example(
                 id=ex_id,
@@ -172,4 +177,4 @@ def musicgen_song_task(
                 meta={**meta, "split": split, "embedded": stand_in},
             )
         )
-    return out
+    return out, files

@@ -34,13 +34,13 @@ import logging
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..compute import Engine
 from ..core.audio import audio_info, fit_length, load_audio, set_channels
 from ..core.config import merge
 from ..core.errors import AudioError, StageError
@@ -69,7 +69,6 @@ class EvalConfig:
             difference is an error.
         confidence: level of the confidence interval (0.95).
         silent_ref_dbfs: reference RMS below this marks a segment ``ref_silent``.
-        workers: scoring processes; 0 = every core, 1 = in this process.
         metrics: metric names to compute; empty = every applicable one.
     """
 
@@ -78,7 +77,6 @@ class EvalConfig:
     length_tolerance_s: float = 0.05  # 50 ms: a resampling restorer's rounding, not a bug
     confidence: float = 0.95  # seed 004: 95% CI
     silent_ref_dbfs: float = -60.0  # below this the reference is "nothing to restore"
-    workers: int = 0  # 0: os.cpu_count()
     metrics: list[str] = field(default_factory=list)  # empty: all applicable
 
     def __post_init__(self) -> None:
@@ -105,7 +103,6 @@ def _metrics_problem(value: Any) -> str | None:
 #: as :func:`musicrestore.core.config.merge` rules (:func:`eval_config`).
 EVAL_RULES: dict[str, Any] = {
     "ranges": {
-        "workers": (0, None),
         "length_tolerance_s": (0.0, None),
         "silent_ref_dbfs": (-200.0, 0.0, "a level in dBFS"),
     },
@@ -120,7 +117,7 @@ EVAL_RULES: dict[str, Any] = {
 def eval_config(section: Mapping[str, Any] | None) -> EvalConfig:
     """:class:`EvalConfig` from the ``evaluate`` params block through
     :func:`musicrestore.core.config.merge`: an unknown key, a wrong type
-    (``segment_s: abc``) or a value out of range (``workers: -1``) is a one-line
+    (``segment_s: abc``) or a value out of range (``confidence: 2``) is a one-line
     :class:`~musicrestore.core.config.ConfigError` naming ``evaluate.<key>``."""
     return merge(EvalConfig, section, "evaluate", **EVAL_RULES)  # type: ignore[no-any-return]
 
@@ -230,13 +227,6 @@ def _score_example(job: _Job) -> list[dict[str, Any]]:
     return rows
 
 
-def _init_worker() -> None:
-    # One BLAS/torch thread per process: the pool already uses every core.
-    import torch
-
-    torch.set_num_threads(1)
-
-
 # --------------------------------------------------------------------------------------
 # the whole test set
 # --------------------------------------------------------------------------------------
@@ -260,12 +250,10 @@ def score_testset(
     restored_dir: str | os.PathLike[str],
     config: EvalConfig,
     progress: bool = True,
-    executor: Executor | None = None,
+    engine: Engine | None = None,
 ) -> tuple[list[dict[str, Any]], list[Example]]:
-    """Score every example of a test set against a variant's outputs.
-
-    ``executor``: a process pool to score in (see :func:`scoring_pool`); without one, a pool
-    of ``config.workers`` processes is started for this call (or none for 1 worker).
+    """Score every example of a test set against a variant's outputs, one Dask task per
+    example on ``engine`` (:func:`musicrestore.compute.engine`; ``None``: in this process).
 
     Returns:
         ``(rows, examples)``: one row per segment, in manifest order.
@@ -299,46 +287,10 @@ def score_testset(
                 effect_names=fx,
             )
         )
-    workers = min(config.workers or os.cpu_count() or 1, len(jobs))
-    results: dict[int, list[dict[str, Any]]] = {}
-    bar = _progress(len(jobs), f"scoring {restored_dir}", progress)
-    try:
-        if executor is not None:
-            futures = {executor.submit(_score_job, job): i for i, job in enumerate(jobs)}
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                bar.update(1)
-        elif workers <= 1:
-            _init_worker()
-            for i, job in enumerate(jobs):
-                results[i] = _score_job(job)
-                bar.update(1)
-        else:
-            with scoring_pool(workers) as pool:
-                futures = {pool.submit(_score_job, job): i for i, job in enumerate(jobs)}
-                for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
-                    bar.update(1)
-    finally:
-        bar.close()
-    rows = [row for i in range(len(jobs)) for row in results[i]]
+    engine = engine or Engine(None, progress)
+    results = engine.map(_score_job, [{"job": job} for job in jobs], f"scoring {restored_dir}")
+    rows = [row for result in results for row in result]
     return rows, examples
-
-
-def scoring_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` scoring processes; one pool can score many test sets, so the
-    workers' start-up (imports) is paid once per stage, not once per test set."""
-    import multiprocessing as mp
-
-    # spawn: torch's thread pools do not survive fork() safely.
-    ctx = mp.get_context("spawn")
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
-
-
-def _progress(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="clip", disable=not enabled, leave=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -463,18 +415,18 @@ def evaluate(
     testset: str,
     config: EvalConfig | None = None,
     progress: bool = True,
-    executor: Executor | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Score ``restored_dir`` against ``testset_dir``; write ``clips.csv`` and ``summary.json``
     into ``out_dir`` (the caller makes the folder atomic, see :func:`stage.output_dir`).
-    ``executor``: an optional shared pool (:func:`scoring_pool`).
+    ``engine``: where the examples are scored (:func:`musicrestore.compute.engine`).
 
     Returns:
         The summary document.
     """
     config = config or EvalConfig()
     rows, examples = score_testset(
-        testset_dir, restored_dir, config, progress=progress, executor=executor
+        testset_dir, restored_dir, config, progress=progress, engine=engine
     )
     summary = summarize(rows, examples, config, variant, testset)
     # As given on the command line (relative to the DVC root): the report finds the test

@@ -23,6 +23,10 @@ MIX_TESTSETS: dict[str, tuple[str, str]] = {
 MSR_TEST = "data/msr/test"
 MSR_TRAIN = "data/msr/train"
 SEPARATOR = "models/separator"
+SEPARATED = "data/separated"
+#: Where pretrained community checkpoints are put (git keeps its README only); the restore
+#: stages of the variants that read them depend on it, so adding a checkpoint re-runs them.
+PRETRAINED = "pretrained"
 MODELS = "models"
 RESTORED = "data/restored"
 EVAL = "reports/eval"
@@ -76,6 +80,24 @@ def _testset_args(tasks: Sequence[str]) -> tuple[list[str], list[str]]:
     return args, deps
 
 
+def separate_stage() -> dict[str, Any]:
+    """``separate``: the stems of every test mixture, once, for the variants that separate
+    the mixture as it is (:mod:`musicrestore.separation.stored`)."""
+    args, sets = _testset_args(("T1", "T2", "T3"))
+    return {
+        "cmd": " ".join(
+            [
+                "python stages/separate.py",
+                *args,
+                f"--separator-dir {SEPARATOR} --out {SEPARATED} --no-progress",
+            ]
+        ),  # fmt: skip
+        "deps": [*code_deps("stages/separate.py"), *sets, SEPARATOR],
+        "params": ["restore.separator_model", "restore.device", "msr.targets"],
+        "outs": [SEPARATED],
+    }
+
+
 def variant_stages() -> dict[str, Any]:
     """``restore-<variant>`` for every registered variant, and for a per-target variant (one
     model per T2 group) ``restore-<variant>@<group>`` over ``msr.targets`` (DVC's
@@ -102,6 +124,11 @@ def variant_stages() -> dict[str, Any]:
         if v.needs_separator:
             args.append(f"--separator-dir {SEPARATOR}")
             artifacts.append(SEPARATOR)
+        if v.separates_mixture:  # the separate stage's stems instead of separating again
+            args.append(f"--separated {SEPARATED}")
+            artifacts.append(SEPARATED)
+        if v.pretrained:
+            artifacts.append(PRETRAINED)
         if v.checkpoint:  # ctx.model(name) loads <models-dir>/<name> (per target: /<group>)
             args.append(f"--models-dir {MODELS}")
             artifacts.append(f"{MODELS}/{v.checkpoint}" + (f"/{item}" if v.per_target else ""))
@@ -272,7 +299,6 @@ def stages() -> dict[str, Any]:
                     "msr.train_segment_s",
                     "msr.sr",
                     "msr.active_db",
-                    "msr.workers",
                     "msr.subtype",
                     "msr.degrade",
                 ],
@@ -306,6 +332,7 @@ def stages() -> dict[str, Any]:
             "outs": [SEPARATOR],
         },
         **train_stages(),
+        "separate": separate_stage(),
         **variant_stages(),
         "report": {
             "cmd": (f"python stages/report.py --eval {EVAL} --out reports --models {MODELS}"),

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..core.audio import atomic_path
 from ..core.stage import output_dir
+from ..data.testsets import SKIPPED_FILE
 from .collect import Collected, ReportConfig, collect, dataset_flags, dataset_note, testset_dir
 from .html import build_example_media, pick_examples, render_html
 from .markdown import render_markdown
@@ -67,16 +68,28 @@ def build_report(
         log.warning("note: %s", note)
     root = None if restored_root is None else Path(restored_root)
 
+    not_run = skipped_variants(eval_root)
     doc = metrics_document(collected, config.baseline, config.metrics)
     with contextlib.ExitStack() as stack:
         # entered last to first, so they are swapped in REPORT_OUTPUTS order once all are written
         dirs = {name: stack.enter_context(output_dir(out / name)) for name in _FOLDERS[::-1]}
         _write_folders(collected, root, testsets, dirs, config, note)
     with atomic_path(out / "summary.md") as tmp:
-        tmp.write_text(render_markdown(collected, config, note, flags, doc), encoding="utf-8")
+        text = render_markdown(collected, config, note, flags, doc, not_run)
+        tmp.write_text(text, encoding="utf-8")
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return doc
+
+
+def skipped_variants(eval_root: str | os.PathLike[str]) -> dict[str, str]:
+    """``{variant: reason}`` for the variants whose stages wrote ``skipped.json`` instead
+    of results (a pretrained variant without its checkpoints)."""
+    out = {}
+    for path in sorted(Path(eval_root).glob(f"*/{SKIPPED_FILE}")):
+        doc = json.loads(path.read_text())
+        out[path.parent.name] = str(doc.get("reason", "not run"))
+    return out
 
 
 def model_metrics(models_root: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:

@@ -169,8 +169,10 @@ def render_markdown(
     note: str,
     flags: Mapping[str, Any],
     doc: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    not_run: Mapping[str, str] | None = None,
 ) -> str:
-    """The whole ``summary.md``; ``doc`` (the ``metrics.json`` document) adds a headline table."""
+    """The whole ``summary.md``; ``doc`` (the ``metrics.json`` document) adds a headline
+    table, ``not_run`` (``{variant: reason}``) a line naming the variants that did not run."""
     out = [
         "# Restoration report",
         "",
@@ -179,6 +181,9 @@ def render_markdown(
         method_line(collected, config),
         "",
     ]
+    if not_run:
+        names = ", ".join(f"`{name}` ({reason})" for name, reason in sorted(not_run.items()))
+        out += [f'Not run: {names}; README, "Pretrained RoFormers", says how to fetch them.', ""]
     if doc:
         header, rows = headline_table(doc)
         out += [

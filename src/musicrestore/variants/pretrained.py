@@ -113,6 +113,7 @@ MSRKIT_DEFAULTS: dict[str, Any] = {**_WINDOW, "default": None, **{t: None for t 
     chunk_s=20.0,
     defaults=CHAIN_DEFAULTS,
     tasks=("T2",),
+    pretrained=True,
 )
 def roformer_chain(wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
     return _run(wave, sr, ctx, "roformer_chain")
@@ -125,6 +126,7 @@ def roformer_chain(wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray
     chunk_s=20.0,
     defaults=MSRKIT_DEFAULTS,
     tasks=("T2",),
+    pretrained=True,
 )
 def msrkit_baseline(wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
     return _run(wave, sr, ctx, "msrkit_baseline")

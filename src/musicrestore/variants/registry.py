@@ -58,6 +58,12 @@ class Variant:
         checkpoint: name of the learned model it loads through ``ctx.model(...)``, if any;
             :func:`musicrestore.variants.restore.warm_up` loads it before timing starts. The pipeline
             makes the restore stage depend on ``models/<checkpoint>``.
+        separates_mixture: it separates the mixture it is given, as it is (``demucs``,
+            ``demucs_dsp``, ``adaptive``): the pipeline hands it the stems the ``separate``
+            stage stored (:mod:`musicrestore.separation.stored`) instead of separating again.
+        pretrained: it runs checkpoints downloaded by the user into ``pretrained/`` (or the
+            HF cache; ``roformer_chain``): its restore stage depends on that folder and is
+            skipped, with a note in the report, while they are absent.
         per_target: the checkpoint is a folder of one model per T2 target group
             (``uformer``, seed 004 §4): the variant loads ``ctx.model(v.model_name(target))``
             = ``<checkpoint>/<target>`` (cached after the first example of the group).
@@ -87,6 +93,8 @@ class Variant:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     tasks: tuple[str, ...] = ("T1", "T2", "T3")
     per_target: bool = False
+    separates_mixture: bool = False
+    pretrained: bool = False
 
     def __call__(self, wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
         return self.fn(wave, sr, ctx)
@@ -122,6 +130,8 @@ def register(
     defaults: Mapping[str, Any] | None = None,
     tasks: tuple[str, ...] = ("T1", "T2", "T3"),
     per_target: bool = False,
+    separates_mixture: bool = False,
+    pretrained: bool = False,
 ) -> Callable[[VariantFn], VariantFn]:
     """Decorator adding ``fn`` to :data:`VARIANTS` under ``name`` (see :class:`Variant`)."""
     if output not in ("mixture", "stem"):
@@ -146,6 +156,8 @@ def register(
             defaults=copy.deepcopy(dict(defaults or {})),
             tasks=tuple(tasks),
             per_target=per_target,
+            separates_mixture=separates_mixture,
+            pretrained=pretrained,
         )
         return fn
 
@@ -255,6 +267,7 @@ class _Cache:
     def __init__(self) -> None:
         self.separator: Separator | None = None
         self.models: dict[str, Any] = {}
+        self.warmed: set[str | None] = set()  # targets warm_up has run for (restore.py)
 
 
 @dataclass
@@ -331,6 +344,11 @@ class VariantContext:
         """A copy with ``changes`` and fresh decisions that shares the separator/model cache."""
         changes.setdefault("decisions", {})
         return replace(self, **changes)
+
+    def cold(self) -> VariantContext:
+        """A copy with an empty cache: what is sent to Dask workers, each of which then
+        builds the separator and loads the models once for itself."""
+        return replace(self, decisions={}, _cache=_Cache())
 
 
 def build_context(

@@ -38,19 +38,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
+from ..compute import Engine
 from ..core import config
 from ..core.audio import (
     AUDIO_SUFFIXES,
     atomic_path,
     check_audio,
+    encode_audio,
     load_audio,
     open_audio,
     open_for_writing,
     read_block,
-    save_audio,
     validate_wave,
+    write_bytes,
 )
 from ..core.chunks import plan_chunks, run_chunks
 from ..core.config import ConfigError
@@ -321,8 +322,8 @@ def warm_up(variant: Variant, ctx: VariantContext, sr: int = 44100) -> float:
     the timings that follow are compute only. Returns the seconds it took. A per-target
     model (``uformer``) is loaded for ``ctx.target``; without a target nothing is run."""
     start = time.perf_counter()
-    if variant.needs_separator:
-        ctx.separator()
+    if variant.needs_separator and getattr(ctx.separator(), "stored", False):
+        return time.perf_counter() - start  # stored stems: nothing to load, no probe to run
     if variant.per_target and ctx.target is None:
         return time.perf_counter() - start  # one model per target group: nothing to load yet
     if (model := variant.model_name(ctx.target)) is not None:
@@ -344,6 +345,45 @@ def _machine() -> dict[str, Any]:
     }
 
 
+def _warm_once(variant: Variant, ctx: VariantContext, target: str | None) -> float:
+    """:func:`warm_up` once per context cache and target (per-target models) or once per
+    cache (everything else): in each Dask worker, the first example of a model loads it,
+    untimed. Returns the seconds it took (0 when already warm)."""
+    key = target if variant.per_target else None
+    if key in ctx._cache.warmed:
+        return 0.0
+    seconds = warm_up(variant, ctx.derive(target=target))
+    ctx._cache.warmed.add(key)
+    return seconds
+
+
+def restore_example(
+    variant: Variant,
+    ctx: VariantContext,
+    mixture: str,
+    name: str,
+    target: str | None,
+    chunking: Mapping[str, float],
+    warm: bool,
+) -> dict[str, Any]:
+    """One example, a Dask task (:mod:`musicrestore.compute`): read ``mixture``, restore it
+    with ``target`` as the T2 group, and return the WAV bytes of ``name`` with the timing and
+    the variant's decisions. The stage process writes them."""
+    setup_s = _warm_once(variant, ctx, target) if warm else 0.0
+    wave, sr = load_audio(mixture)
+    ex_ctx = ctx.derive(target=target)
+    start = time.perf_counter()
+    out = restore_array(variant, wave, sr, ex_ctx, **chunking)
+    compute_s = time.perf_counter() - start
+    return {
+        "data": encode_audio(name, out, sr),
+        "decisions": ex_ctx.decisions,
+        "compute_s": compute_s,
+        "audio_s": wave.shape[1] / sr,
+        "setup_s": setup_s,
+    }
+
+
 def restore_dataset(
     variant: Variant | str,
     dataset_dir: str | os.PathLike[str],
@@ -356,23 +396,30 @@ def restore_dataset(
     context_s: float = RESTORE_DEFAULTS["context_s"],
     progress: bool = True,
     warm: bool = True,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Restore every example of a dataset into ``out_dir/{id}.wav`` plus ``decisions.json``.
 
     T2 examples run with ``ctx.target = example.group``; T1/T3 with no target. Outputs keep
     the mixture's rate and length. ``out_dir`` is written in place: callers that need
     atomicity pass a temporary folder (the stage uses :func:`musicrestore.core.stage.output_dir`).
+    Each example is a task (:func:`restore_example`) on ``engine``
+    (:func:`musicrestore.compute.engine`; ``None``: in this process); on a cluster every
+    worker gets the context once, without loaded models, and loads them at its first
+    example (``warm``: untimed, as :func:`warm_up`), and tasks that run a learned model or
+    the separator carry the ``GPU`` resource annotation.
 
     Everything written is a function of the inputs alone (``decisions.json`` holds what the
     variant recorded per example, e.g. whether ``adaptive`` separated), so a re-run on the
-    same inputs gives byte-identical files and DVC caches them. Wall-clock timings are only
-    *returned*: the stage sends them to MLflow and to an uncached metrics file.
+    same inputs gives byte-identical files, whatever the number of workers, and DVC caches
+    them. Wall-clock timings are only *returned*: the stage sends them to MLflow and to an
+    uncached metrics file.
 
     Returns:
         The timing dict: ``variant``, ``testset``, ``task`` (of the first example),
         ``audio_s``, ``compute_s``, ``rtf``
         (compute / audio), ``per_example`` ``{id: compute_s}``, plus ``setup_s``
-        (:func:`warm_up`, not in ``compute_s``; 0 with ``warm=False``) and ``machine``.
+        (model loading, not in ``compute_s``) and ``machine``.
     """
     if isinstance(variant, str):
         variant = get_variant(variant)
@@ -385,24 +432,34 @@ def restore_dataset(
     if len(set(ids)) != len(ids):
         raise RestoreError(f"{dataset_dir / MANIFEST}: example ids are not unique")
     out_dir.mkdir(parents=True, exist_ok=True)
-    first_t2 = next((ex.group for ex in examples if ex.task == "T2"), None)
-    warm_ctx = ctx if first_t2 is None else ctx.derive(target=first_t2)
-    setup_s = warm_up(variant, warm_ctx) if warm else 0.0
+    engine = engine or Engine(None, progress)
+    shared = engine.share(ctx if engine.client is None else ctx.cold())
+    chunking = {"chunk_s": chunk_s, "overlap_s": overlap_s, "context_s": context_s}
+    tasks = [
+        {
+            "variant": variant,
+            "ctx": shared,
+            "mixture": str(dataset_dir / ex.mixture),
+            "name": f"{ex_id}.wav",
+            "target": ex.group if ex.task == "T2" else None,
+            "chunking": chunking,
+            "warm": warm,
+        }
+        for ex, ex_id in zip(examples, ids, strict=True)
+    ]
     per_example: dict[str, float] = {}
     decisions: dict[str, Any] = {}
-    audio_s = 0.0
+    audio_s = setup_s = 0.0
     name = testset or dataset_dir.name
-    bar = tqdm(examples, desc=f"restore {variant.name} {name}", unit="ex", disable=not progress)
-    for ex in bar:
-        wave, sr = load_audio(dataset_dir / ex.mixture)
-        ex_ctx = ctx.derive(target=ex.group if ex.task == "T2" else None)
-        start = time.perf_counter()
-        out = restore_array(variant, wave, sr, ex_ctx, chunk_s, overlap_s, context_s)
-        per_example[ex.id] = time.perf_counter() - start
-        decisions[ex.id] = ex_ctx.decisions
-        audio_s += wave.shape[1] / sr
-        save_audio(out_dir / f"{ex.id}.wav", out, sr)
-        bar.set_postfix_str(f"{ex.id} RTF {per_example[ex.id] * sr / wave.shape[1]:.2f}")
+    learned = variant.checkpoint is not None or variant.needs_separator
+    for i, result in engine.imap(
+        restore_example, tasks, f"restore {variant.name} {name}", gpu=learned
+    ):
+        write_bytes(out_dir / tasks[i]["name"], result["data"])
+        per_example[ids[i]] = result["compute_s"]
+        decisions[ids[i]] = result["decisions"]
+        audio_s += result["audio_s"]
+        setup_s += result["setup_s"]
     with atomic_path(out_dir / DECISIONS_FILE) as tmp:
         tmp.write_text(json.dumps(decisions, indent=2, sort_keys=True) + "\n")
     compute_s = float(sum(per_example.values()))
@@ -413,9 +470,9 @@ def restore_dataset(
         "audio_s": audio_s,
         "compute_s": compute_s,
         "rtf": compute_s / audio_s if audio_s > 0 else float("nan"),
-        "per_example": per_example,
+        "per_example": dict(sorted(per_example.items())),
         "setup_s": setup_s,
-        "machine": {**_machine(), "device": ctx.device},
+        "machine": {**_machine(), "device": ctx.device, "workers": engine.workers},
     }
 
 

@@ -78,6 +78,7 @@ def _process_stems(stems: dict[str, np.ndarray], ctx: VariantContext, fn: Any) -
     description="seed 001: separate, the dsp_direct chain on each stem, remix (T2: target stem)",
     output="stem",
     needs_separator=True,
+    separates_mixture=True,
     uses=("dsp_direct",),
 )
 def demucs_dsp(wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
@@ -128,6 +129,7 @@ def stem_levels_db(wave: np.ndarray, stems: dict[str, np.ndarray]) -> dict[str, 
     "else the chain on the mix",
     output="stem",
     needs_separator=True,
+    separates_mixture=True,
     uses=("dsp_direct",),
     defaults={"threshold_db": -20.0, "min_active": 2},
 )
@@ -168,6 +170,7 @@ def adaptive(wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
     description="MSR baseline: the separated target stem, unrestored (T1/T3: the stems remixed)",
     output="stem",
     needs_separator=True,
+    separates_mixture=True,
 )
 def demucs(wave: np.ndarray, sr: int, ctx: VariantContext) -> np.ndarray:
     stems = separate(wave, sr, ctx)
