@@ -32,6 +32,7 @@ from ..core.stage import load_params
 from ..data.dataset import Example, read_manifest
 from ..evaluation.evaluate import eval_config
 from ..variants import VARIANTS, Variant, VariantContext, build_context, get_variant
+from ..variants.pretrained import missing_checkpoints
 
 #: The ``app:`` params block (read with :func:`musicrestore.core.config.merge`; these are the
 #: defaults when ``params.yaml`` has no such block).
@@ -162,8 +163,13 @@ class Project:
                 missing.append(SEPARATOR)
             if v.checkpoint and not (self.models_dir / v.checkpoint).exists():
                 missing.append(f"{MODELS}/{v.checkpoint}")
-            commands = tuple(f"dvc repro {self.stage_for(path)}" for path in missing)
-            out[name] = Availability(v, tuple(missing), commands)
+            commands = [f"dvc repro {self.stage_for(path)}" for path in missing]
+            if v.pretrained:  # downloaded by the user: each line names a file and its command
+                for line in missing_checkpoints(name, self.variants_params):
+                    what, _, how = line.partition(": ")
+                    missing.append(what)
+                    commands.append(how)
+            out[name] = Availability(v, tuple(missing), tuple(commands))
         return out
 
     def available_variants(self) -> list[str]:
