@@ -73,7 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     config = checked["config"]
     skipped = Path(args.restored) / ts.SKIPPED_FILE
     if skipped.is_file():  # the variant did not run here: pass the note on to the report
-        with output_dir(args.out) as tmp:
+        with (
+            stage_run(f"evaluate@{args.variant}", {"variant": args.variant, "skipped": True}),
+            output_dir(args.out) as tmp,
+        ):
             (tmp / ts.SKIPPED_FILE).write_bytes(skipped.read_bytes())
         log.warning("%s: not run (%s); nothing to score", args.variant, skipped)
         return

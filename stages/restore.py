@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.separated and variant.separates_mixture:  # separation computed once
             factory = stored_factory(args.separated, factory)
     if missing := missing_checkpoints(variant.name, params.get("variants"), config["targets"]):
-        skip(variant.name, missing, args)
+        with stage_run(f"restore-{variant.name}", {"variant": variant.name, "missing": missing}):
+            skip(variant.name, missing, args)
         return
     ctx = build_context(
         variant,

@@ -310,7 +310,8 @@ def test_an_override_of_every_params_block_marks_exactly_its_readers(
     """What ``dvc exp run -S KEY=VALUE`` does first, for one leaf of every top-level params
     block: DVC's own override parser edits params.yaml, then ``dvc status`` names exactly the
     stages that declare the key (and no others; downstream stages follow once outputs
-    change). ``app`` and ``tracking`` are read by no stage; every other block by some."""
+    change). ``app``, ``tracking`` and ``compute`` (where the work runs) are declared by no
+    stage; every other block by some."""
     from dvc.repo import Repo
     from dvc.utils.hydra import apply_overrides
 
@@ -339,8 +340,8 @@ def test_an_override_of_every_params_block_marks_exactly_its_readers(
             seen[block] = changed
     finally:
         params.write_text(original)
-    assert seen["app"] == seen["tracking"] == set()
-    assert all(seen[b] for b in doc if b not in ("app", "tracking")), seen
+    assert seen["app"] == seen["tracking"] == seen["compute"] == set()
+    assert all(seen[b] for b in doc if b not in ("app", "tracking", "compute")), seen
     assert seen["report"] == {"report"}
     # the registry's reads and dvc.yaml agree for a params block borrowed by other variants
     apply_overrides(params, ["variants.dsp_direct.gain_db=0.0"])

@@ -137,7 +137,8 @@ class Engine:
         cache on it), or ``obj`` itself in this process."""
         if self.client is None:
             return obj
-        return self.client.scatter(obj, broadcast=True, hash=False)
+        # in a list: Dask would scatter a dict's values one by one, under its keys
+        return self.client.scatter([obj], broadcast=True, hash=False)[0]
 
     def map(
         self,
