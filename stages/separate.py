@@ -23,6 +23,8 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from musicrestore import compute
 from musicrestore.core.audio import write_bytes
@@ -50,15 +52,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def settings(params: Mapping[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The ``restore`` block (which separator, on which device), ``msr.targets`` with
+    ``--msr-test`` and the ``compute`` block, checked before any work."""
+    return {
+        "restore": rs.restore_settings(params.get("restore")),
+        "targets": ts.msr_targets(params) if args.msr_test else None,
+        "compute": compute.compute_settings(params.get("compute")),
+    }
+
+
 @main_guard
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
-    restore = rs.restore_settings(params.get("restore"))
-    targets = ts.msr_targets(params) if args.msr_test else None
-    cluster = compute.compute_settings(params.get("compute"))
+    checked = settings(load_params(args.params), args)
     if args.check_params:
         return
+    restore, targets, cluster = checked["restore"], checked["targets"], checked["compute"]
     sets = ts.resolve(args.testset, args.msr_test, targets)
     model = rs.recorded_separator(args.separator_dir) or restore["separator_model"]
     factory = rs.make_separator_factory(model, repo=args.separator_dir, device=restore["device"])

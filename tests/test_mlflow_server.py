@@ -199,10 +199,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     write_splits(base / "splits", split_songs(scan(root), TARGETS, seed=0, min_songs=1))
     params = {
         "seed": 3,
-        "msr": {"targets": ["Voc"], "n_test": 1, "n_train": 1, "segment_s": 0.5, "workers": 1},
-        "musicgen_like": {"n_test": 1, "n_train": 2, "test_s": 0.5, "train_crop_s": [0.3, 0.3],
-                          "workers": 1},
-    }  # fmt: skip
+        "compute": {"workers": 1},
+        "msr": {"targets": ["Voc"], "n_test": 1, "n_train": 1, "segment_s": 0.5},
+        "musicgen_like": {"n_test": 1, "n_train": 2, "test_s": 0.5, "train_crop_s": [0.3, 0.3]},
+    }
     (base / "params.yaml").write_text(yaml.safe_dump(params))
     return root, base / "splits", base / "params.yaml"
 
