@@ -247,7 +247,7 @@ def test_stage_scripts_log_every_run_to_the_server(
     for stage, run in stages.items():
         assert run.info.status == "FINISHED"
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
-        assert run.data.params["seed"] == "3" and run.data.params["workers"] == "1"
+        assert run.data.params["seed"] == "3" and run.data.params["n_test"] == "1"
         assert any(k.startswith("degrade.") for k in run.data.params), stage
         assert run.data.metrics["test.examples"] == 1.0
         assert "build_time_s" in run.data.metrics
