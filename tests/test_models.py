@@ -139,6 +139,27 @@ def test_unet_mask_is_in_the_unit_interval():
 
 
 @pytest.mark.parametrize("model_channels", [1, 2])
+def test_a_fresh_complex_mask_is_the_identity_and_learns_phase_and_gain(model_channels):
+    """mask: complex starts as M = 1 (the output is the input), sees the phase (3 input
+    planes per channel) and can raise a magnitude above 1 and turn a phase."""
+    net = UNetMask(**TINY_UNET, channels=model_channels, mask="complex").eval()
+    assert net.encoder[0].net[0].in_channels == 3 * model_channels
+    x = torch.from_numpy(noise(4001, channels=2))[None]  # (1, 2, T)
+    with torch.inference_mode():
+        y = net(x)
+    expected = x if model_channels == 2 else x.mean(dim=1, keepdim=True).expand(-1, 2, -1)
+    torch.testing.assert_close(y, expected, atol=1e-5, rtol=0)
+    nn.init.normal_(net.head.weight, std=10.0)
+    spec = net.stft(torch.from_numpy(noise(1024, channels=model_channels))[None])
+    with torch.inference_mode():
+        m = net.mask(spec)
+    assert m.is_complex() and m.shape == spec.shape
+    assert float(m.abs().max()) > 1.2 and float(m.imag.abs().max()) > 0.5
+    with pytest.raises(ValueError, match="mask must be one of"):
+        UNetMask(**TINY_UNET, mask="phase")
+
+
+@pytest.mark.parametrize("model_channels", [1, 2])
 def test_a_constant_mask_scales_the_input(model_channels):
     """M = 0.7 everywhere: ISTFT(M · Y) = 0.7 · y, at any length and at the very edges."""
     net = constant_mask(UNetMask(**TINY_UNET, channels=model_channels).eval(), 0.7)

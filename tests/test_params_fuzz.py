@@ -298,7 +298,7 @@ SYMPTOMS = [
     (("evaluate", "segment_s"), "abc", "evaluate", "evaluate.segment_s: got 'abc'"),
     (("evaluate", "bogus"), 1, "evaluate", "evaluate: unknown key(s) bogus"),
     (("evaluate", "confidence"), 2, "evaluate", "evaluate.confidence: got 2"),
-    (("compute", "workers"), 0, "separate", "compute.workers: got 0"),
+    (("compute", "workers"), "all", "separate", "compute.workers: got 'all'"),
     (("report", "bogus"), 1, "report", "report: unknown key(s) bogus"),
     (("report",), 5, "report", "report: got 5; expected a mapping"),
     (("msr", "cfg"), {}, "build_msr", "msr: unknown key(s) cfg"),

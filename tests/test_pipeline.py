@@ -645,18 +645,15 @@ def test_a_second_clone_reproduces_every_output_byte_for_byte(
 def test_two_dask_workers_reproduce_every_per_example_stage_byte_for_byte(
     repro: tuple[Path, dict[str, str], str],
 ) -> None:
-    """The tiny profile runs in the stage process (compute.workers: 1); the builders, a DSP,
-    a separating (stored stems) and a learned restore and an evaluation run again on a real
+    """The tiny profile runs in the stage process (compute.workers: 1); the builders,
+    separate, a DSP, a separating and a learned restore and an evaluation run again on a real
     LocalCluster of 2 worker processes and write the bytes dvc.lock holds. compute is no DVC
     param: the pipeline stays up to date."""
     repo, env, _ = repro
     params_path = repo / "params.yaml"
     before_params = params_path.read_text()
     lock_before = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    # not `separate` (nor demucs_snmf, which separates for itself): in a Dask worker, other
-    # threads may draw from the global `random` that demucs' shift offsets are seeded in, so
-    # a separation there can differ (a known bug, fixed in the next change to separation/)
-    stages = ["build_msr@Voc", "build_musicgen_like", "restore-dsp_direct",
+    stages = ["build_msr@Voc", "build_musicgen_like", "separate", "restore-dsp_direct",
               "restore-demucs_dsp", "restore-unet_mask", "evaluate@demucs_dsp"]  # fmt: skip
     params = yaml.safe_load(before_params)
     params["compute"]["workers"] = 2

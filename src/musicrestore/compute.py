@@ -60,10 +60,16 @@ def compute_settings(section: Mapping[str, Any] | None) -> dict[str, Any]:
         COMPUTE_DEFAULTS,
         section,
         "compute",
-        ranges={"workers": (1, 1024), "connect_timeout_s": (0.1, 3600.0)},
-        checks={"scheduler": _scheduler_problem},
+        ranges={"connect_timeout_s": (0.1, 3600.0)},
+        checks={"scheduler": _scheduler_problem, "workers": _workers_problem},
     )
     return settings
+
+
+def _workers_problem(value: Any) -> str | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return None
+    return "null (every core) or a number of worker processes >= 1"
 
 
 def _scheduler_problem(value: Any) -> str | None:

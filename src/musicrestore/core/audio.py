@@ -465,9 +465,12 @@ def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return out.numpy().astype(np.float32, copy=False)
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=256)
 def _resampler(sr_in: int, sr_out: int) -> Any:
-    # Building julius's sinc kernels costs tens of ms for awkward rate pairs; reuse them.
+    # Building julius's sinc kernels costs tens of ms for awkward rate pairs; reuse them. The
+    # degradations draw down-up rates on a 50-Hz grid (about 200 rates, two pairs each): with
+    # 32 entries the cache thrashed and kernel building was ~20% of a T1 training step. 256
+    # pairs hold at most a few hundred MB of kernels.
     import julius
 
     g = math.gcd(sr_in, sr_out)

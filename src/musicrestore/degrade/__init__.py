@@ -6,11 +6,10 @@ dataset builders that write the degraded test and training sets.
 - :mod:`.chains`: the MSR example chain (seed 004 §4.2) and the MusicGen-like chain (seed 000).
 - :mod:`.examples`: the pure per-example functions of the builders (``make_msr_example``,
   ``make_musicgen_example``, seeds, activity).
-- :mod:`.tasks`: one song's chunk of examples read, made and written (a worker's unit).
-- :mod:`.pool`: the worker process pool and the sharding helpers (``--shard i/n``).
+- :mod:`.tasks`: one song's chunk of examples read, made and encoded (a Dask task, run by
+  :mod:`musicrestore.compute`).
 - :mod:`.stats`: each built dataset's ``stats.json``.
 - :mod:`.build`: the dataset builders (``build_msr``, ``build_musicgen_like``).
-- :mod:`.merge`: joins the shard folders of one sharded build.
 """
 
 from .chains import MSR_DEFAULTS, MUSICGEN_DEFAULTS, MSRExample, msr_example, musicgen_like

@@ -1,9 +1,9 @@
 """A built dataset's ``stats.json``: examples, seconds, songs and how often each effect fired.
 
-:func:`split_stats` is one split's entry, computed from its manifest rows (the builders of
-:mod:`.build` and the shard merge of :mod:`musicrestore.degrade.merge` both use it, so a
-merged build's stats equal a single build's); :func:`write_stats` writes the file without
-the run-dependent keys, so the same seed gives byte-identical DVC outputs.
+:func:`split_stats` is one split's entry, computed from its manifest rows, sorted by id, so it
+does not depend on the order in which the Dask tasks of :mod:`.build` finish;
+:func:`write_stats` writes the file without the run-dependent keys (time, workers), so the
+same seed gives byte-identical DVC outputs.
 """
 
 from __future__ import annotations

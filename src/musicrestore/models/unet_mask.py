@@ -77,6 +77,12 @@ class UNetMask(nn.Module):
             ``levels - 1`` times.
         channels: 1 = mono model (stereo downmixed, output duplicated); 2 = stereo model.
         groups: GroupNorm groups (fewer where a level's channels are not divisible).
+        mask: ``magnitude`` = seed 000's real mask in ``[0, 1]`` on ``|Y|`` (sigmoid head);
+            ``complex`` = a complex ratio mask ``M = 1 + tanh(a) + i·tanh(b)`` that starts
+            as the identity (zero-initialised head), can raise a magnitude (up to 2x, for
+            clipped peaks) and turn a phase, and sees the phase: the U-Net's input planes
+            are ``log(1 + |Y|)`` and that magnitude times ``cos ∠Y`` and ``sin ∠Y``
+            (docs/method.md#unet-mask).
     """
 
     window: torch.Tensor  # (n_fft,) Hann window, a buffer (moves with the module)
@@ -87,6 +93,9 @@ class UNetMask(nn.Module):
         "large": {"base_channels": 32, "levels": 4, "groups": 8},
     }
 
+    #: ``mask`` -> (U-Net input planes, mask planes) per audio channel.
+    MASKS: ClassVar[dict[str, tuple[int, int]]] = {"magnitude": (1, 1), "complex": (3, 2)}
+
     def __init__(
         self,
         n_fft: int = 1024,  # seed 000: STFT size
@@ -95,6 +104,7 @@ class UNetMask(nn.Module):
         levels: int = 4,  # seed 000: four encoder levels (32, 64, 128, 256 channels)
         channels: int = 1,  # 1 = seed 000's mono path; 2 = stereo-aware (its future work)
         groups: int = 8,  # GroupNorm groups per normalisation layer
+        mask: str = "magnitude",  # seed 000: a magnitude mask; "complex": see the docstring
     ) -> None:
         super().__init__()
         if n_fft % hop or n_fft // hop < 2:
@@ -105,12 +115,16 @@ class UNetMask(nn.Module):
             raise ValueError(
                 f"levels and base_channels must be positive, got {levels}, {base_channels}"
             )
+        if mask not in self.MASKS:
+            raise ValueError(f"mask must be one of {', '.join(self.MASKS)}, got {mask!r}")
         self.n_fft, self.hop, self.channels, self.levels = n_fft, hop, channels, levels
+        self.mask_kind = mask
+        planes = self.MASKS[mask]  # input planes and mask planes per audio channel
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         widths = [base_channels * 2**i for i in range(levels)]  # e.g. 32, 64, 128, 256
         self.encoder = nn.ModuleList(
             _ConvBlock(c_in, c_out, groups)
-            for c_in, c_out in zip([channels, *widths[:-1]], widths, strict=True)
+            for c_in, c_out in zip([planes[0] * channels, *widths[:-1]], widths, strict=True)
         )
         self.pool = nn.MaxPool2d(2)
         self.up = nn.ModuleList(
@@ -119,7 +133,10 @@ class UNetMask(nn.Module):
         self.decoder = nn.ModuleList(
             _ConvBlock(2 * widths[i], widths[i], groups) for i in range(levels - 1)
         )
-        self.head = nn.Conv2d(widths[0], channels, 1)  # mask logits, one plane per channel
+        self.head = nn.Conv2d(widths[0], planes[1] * channels, 1)  # mask logits per channel
+        if mask == "complex":  # identity mask at the start: the model learns a correction
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
         # Channels-last weights make the convolutions pick channels-last kernels (about 2x
         # faster on CPU at these widths); values and state dicts are unchanged.
         for p in self.parameters():
@@ -166,13 +183,19 @@ class UNetMask(nn.Module):
 
     # ------------------------------------------------------------------------------ mask
 
-    def mask(self, mag: torch.Tensor) -> torch.Tensor:
-        """The U-Net: magnitudes ``(B, channels, F, N)`` -> mask in ``[0, 1]``, same shape."""
-        b, c, f, n = mag.shape
+    def mask(self, spec: torch.Tensor) -> torch.Tensor:
+        """The U-Net: complex ``(B, channels, F, N)`` -> the mask, same shape: real in
+        ``[0, 1]`` (``magnitude``) or complex (``complex``)."""
+        b, c, f, n = spec.shape
         assert c == self.channels, (c, self.channels)
         m = 2 ** (self.levels - 1)
         pad_f, pad_n = -f % m, -n % m
-        x = F.pad(torch.log1p(mag), (0, pad_n, 0, pad_f))  # (B, C, F', N'), multiples of m
+        mag = spec.abs()
+        x = torch.log1p(mag)  # (B, C, F, N)
+        if self.mask_kind == "complex":
+            unit = spec / mag.clamp_min(1e-8)  # e^{i∠Y}; 0-magnitude bins give 0
+            x = torch.cat([x, x * unit.real, x * unit.imag], dim=1)  # (B, 3C, F, N)
+        x = F.pad(x, (0, pad_n, 0, pad_f))  # (B, planes, F', N'), multiples of m
         skips: list[torch.Tensor] = []
         for i, block in enumerate(self.encoder):
             if i:
@@ -182,7 +205,10 @@ class UNetMask(nn.Module):
         for i in reversed(range(self.levels - 1)):
             x = self.up[i](x)  # (B, w_i, F'/2^i, N'/2^i)
             x = self.decoder[i](torch.cat([x, skips[i]], dim=1))  # (B, w_i, ...)
-        logits = self.head(x)[..., :f, :n]  # (B, C, F, N)
+        logits = self.head(x)[..., :f, :n]  # (B, C·mask planes, F, N)
+        if self.mask_kind == "complex":
+            a, b_ = torch.tanh(logits).chunk(2, dim=1)  # (B, C, F, N) each
+            return torch.complex(1.0 + a, b_)
         return torch.sigmoid(logits)
 
     # ---------------------------------------------------------------------------- forward
@@ -193,5 +219,5 @@ class UNetMask(nn.Module):
         x = match_channels(wave, self.channels)  # (B, channels, T)
         x = F.pad(x, (0, -t % self.hop))  # (B, channels, T'), T' a multiple of hop
         spec = self.stft(x)  # (B, channels, F, N) complex
-        out = self.istft(self.mask(spec.abs()) * spec, x.shape[-1])  # (B, channels, T')
+        out = self.istft(self.mask(spec) * spec, x.shape[-1])  # (B, channels, T')
         return match_channels(out[..., :t], c)  # (B, C, T)

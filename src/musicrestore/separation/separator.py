@@ -135,13 +135,20 @@ def _max_segment_s(model: Any) -> float:
 
 @contextlib.contextmanager
 def _seeded_python_random(seed: int) -> Iterator[None]:
-    """``demucs.apply`` draws shift offsets from the global ``random``; seed it and restore it."""
-    state = random.getstate()
-    random.seed(seed)
+    """``demucs.apply`` draws its shift offsets with ``random.randint`` from the module it
+    imported as ``random``; for the call it gets a private ``random.Random(seed)`` instead
+    (the same draws as ``random.seed(seed)``). Seeding the global generator was not enough:
+    in a Dask worker other threads (the event loop, heartbeats) draw from it too, and one
+    draw between the seed and demucs' own moved the offsets, so one clip in a few runs came
+    out different (tests/test_pipeline.py, 2 workers against 1)."""
+    import demucs.apply as demucs_apply
+
+    saved = demucs_apply.random
+    demucs_apply.random = random.Random(seed)  # type: ignore[assignment]
     try:
         yield
     finally:
-        random.setstate(state)
+        demucs_apply.random = saved
 
 
 def tiny_htdemucs(seed: int = 0, segment_s: float = 2.0, **kwargs: Any) -> Any:

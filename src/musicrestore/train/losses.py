@@ -13,6 +13,7 @@ hop 256, Hann window) and ``log(|X| + 1e-5)``, so silence does not dominate the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,8 +59,46 @@ def l1(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.l1_loss(estimate.float(), target.float())
 
 
+@functools.lru_cache(maxsize=4)
+def _mrstft(fft_sizes: tuple[int, ...]) -> Any:
+    import auraloss
+
+    return auraloss.freq.MultiResolutionSTFTLoss(
+        fft_sizes=list(fft_sizes),
+        hop_sizes=[n // 4 for n in fft_sizes],
+        win_lengths=list(fft_sizes),
+    )
+
+
+def l1_mrstft(
+    estimate: torch.Tensor,
+    target: torch.Tensor,
+    fft_sizes: Sequence[int] = (512, 1024, 2048),
+    stft_weight: float = 1.0,
+) -> torch.Tensor:
+    """Waveform L1 plus ``auraloss``' multi-resolution STFT loss (spectral convergence +
+    log-magnitude L1 at each STFT size; Yamamoto et al. 2020, the loss of Parallel WaveGAN
+    that the MSR challenge systems train with, docs/method.md#learned-models).
+
+    Three resolutions instead of :func:`l1_logmag`'s one: the short window sees transients
+    and pre-echo, the long one sustained partials, so the model cannot trade one for the
+    other. ``estimate`` and ``target`` are ``(B, C, T)`` waveforms of the same shape.
+    """
+    if estimate.shape != target.shape:
+        raise ValueError(f"estimate {tuple(estimate.shape)} != target {tuple(target.shape)}")
+    est, ref = estimate.float(), target.float()
+    stft = _mrstft(tuple(int(n) for n in fft_sizes)).to(est.device)
+    flat_est = est.reshape(-1, 1, est.shape[-1])  # (B*C, 1, T): auraloss takes (B, 1, T)
+    flat_ref = ref.reshape(-1, 1, ref.shape[-1])
+    return torch.mean(torch.abs(est - ref)) + stft_weight * stft(flat_est, flat_ref)
+
+
 #: Loss name (params ``loss:``) -> ``fn(estimate, target, **kwargs) -> scalar``.
-LOSSES: dict[str, Callable[..., Any]] = {"l1_logmag": l1_logmag, "l1": l1}
+LOSSES: dict[str, Callable[..., Any]] = {
+    "l1_logmag": l1_logmag,
+    "l1_mrstft": l1_mrstft,
+    "l1": l1,
+}
 
 
 # ---------------------------------------------------------------------- adversarial (seed 004)
