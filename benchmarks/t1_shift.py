@@ -9,7 +9,7 @@ distribution has learned the chain, not restoration. Each *shift* keeps the chai
 ``params.yaml`` (``musicgen_like.degrade``) and moves one artifact outside its training range,
 firing it on every clip:
 
-- ``noise_strong`` / ``noise_weak``: environmental noise at -15..-5 dB / 25..35 dB SNR
+- ``noise_strong`` / ``noise_weak``: environmental noise at -15..-7 dB / 25..35 dB SNR
   (trained: -5..20 dB).
 - ``cutoff_low`` / ``cutoff_high``: down-up resampling through 6-11 kHz / 24-30 kHz
   (trained: 12-22.05 kHz).
@@ -51,8 +51,8 @@ import real_music  # noqa: E402  (the restore-and-score loop and the metric colu
 #: shift name -> (what it changes, chain probability overrides, range overrides, mulaw_p)
 SHIFTS: dict[str, tuple[str, dict[str, float], dict[str, dict[str, Any]], float | None]] = {
     "in_range": ("the training chain", {}, {}, None),
-    "noise_strong": ("env noise -15..-5 dB SNR", {"env_noise": 1.0},
-                     {"env_noise": {"snr_db": [-15.0, -5.0]}}, None),
+    "noise_strong": ("env noise -15..-7 dB SNR", {"env_noise": 1.0},
+                     {"env_noise": {"snr_db": [-15.0, -7.0]}}, None),
     "noise_weak": ("env noise 25..35 dB SNR", {"env_noise": 1.0},
                    {"env_noise": {"snr_db": [25.0, 35.0]}}, None),
     "cutoff_low": ("resampling via 6-11 kHz", {"resample": 1.0},

@@ -216,3 +216,34 @@ def test_normalise_and_degrade_keeps_both_peaks_under_max_peak_with_one_gain(
     np.testing.assert_allclose(out.degraded, out.clean * boost, rtol=1e-5, atol=1e-7)
     assert out.effects == [{"name": "boost"}]
     assert out.clean.dtype == out.degraded.dtype == np.float32
+
+
+def test_every_t1_shift_of_the_benchmark_leaves_the_training_ranges() -> None:
+    """benchmarks/t1_shift.py: each shift is a valid MusicGen-like config whose moved range
+    lies wholly outside what params.yaml trains on (the effect's default range where
+    params.yaml names none), and fires its artifact on every clip."""
+    import importlib.util
+    import inspect
+    from pathlib import Path
+
+    import yaml
+
+    from musicrestore.degrade import effects
+    from musicrestore.degrade.build import musicgen_config
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("t1_shift", root / "benchmarks" / "t1_shift.py")
+    assert spec is not None and spec.loader is not None
+    shift_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shift_module)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    trained = musicgen_config(params["musicgen_like"]["degrade"])
+    for name, (_, chain, ranges, _) in shift_module.SHIFTS.items():
+        cfg = musicgen_config(shift_module.shifted_config(params["musicgen_like"]["degrade"], name))
+        assert all(cfg["chain"][slot] == 1.0 for slot in chain), name
+        for effect, kwargs in ranges.items():
+            for key, (lo, hi) in kwargs.items():
+                default = inspect.signature(effects.EFFECTS[effect].sample).parameters[key].default
+                t_lo, t_hi = trained["ranges"].get(effect, {}).get(key, default)
+                assert hi < t_lo or lo > t_hi, (name, effect, key, (lo, hi), (t_lo, t_hi))
+    assert set(shift_module.SHIFTS) >= {"in_range", "noise_strong", "cutoff_low", "clip_hard"}

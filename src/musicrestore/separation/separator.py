@@ -136,19 +136,26 @@ def _max_segment_s(model: Any) -> float:
 @contextlib.contextmanager
 def _seeded_python_random(seed: int) -> Iterator[None]:
     """``demucs.apply`` draws its shift offsets with ``random.randint`` from the module it
-    imported as ``random``; for the call it gets a private ``random.Random(seed)`` instead
-    (the same draws as ``random.seed(seed)``). Seeding the global generator was not enough:
-    in a Dask worker other threads (the event loop, heartbeats) draw from it too, and one
-    draw between the seed and demucs' own moved the offsets, so one clip in a few runs came
-    out different (tests/test_pipeline.py, 2 workers against 1)."""
+    imported as ``random``, and ``demucs.transformer`` draws a positional-embedding shift
+    (``random.randrange``, always 0 at inference but it still advances the stream); for the
+    call both get a private ``random.Random(seed)`` instead (the same draws as
+    ``random.seed(seed)``). Seeding the global generator was not enough: in a Dask worker
+    other threads (the event loop, heartbeats) draw from it too, and one draw between the seed
+    and demucs' own moved the offsets, so one clip in a few runs came out different
+    (tests/test_pipeline.py, 2 workers against 1)."""
     import demucs.apply as demucs_apply
+    import demucs.transformer as demucs_transformer
 
-    saved = demucs_apply.random
-    demucs_apply.random = random.Random(seed)  # type: ignore[assignment]
+    private = random.Random(seed)
+    modules = (demucs_apply, demucs_transformer)
+    saved = [module.random for module in modules]
+    for module in modules:
+        module.random = private  # type: ignore[assignment]
     try:
         yield
     finally:
-        demucs_apply.random = saved
+        for module, original in zip(modules, saved, strict=True):
+            module.random = original
 
 
 def tiny_htdemucs(seed: int = 0, segment_s: float = 2.0, **kwargs: Any) -> Any:
