@@ -3,13 +3,31 @@ signals and the measures of their levels, and separator doubles."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
 
 from musicrestore.core.audio import save_audio
+
+#: The repository root (stages/ and benchmarks/ are folders of scripts, not packages).
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(relpath: str, name: str | None = None) -> ModuleType:
+    """The repository's script ``relpath`` (``stages/train.py``, ``benchmarks/t1_shift.py``)
+    imported as a module named ``name`` (default: ``script_<stem>``); its ``__main__`` block
+    does not run."""
+    path = REPO / relpath
+    spec = importlib.util.spec_from_file_location(name or f"script_{path.stem}", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 #: (group/subgroup path, base frequency in Hz) of the stems every tiny song gets.
 TINY_STEMS = {

@@ -3,7 +3,6 @@ synthetic RawStems-layout folder."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -276,10 +275,9 @@ def _empty(tmp_path: Path) -> Path:
 
 
 def _stage(name: str):
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from tests.helpers import load_script
+
+    return load_script(f"stages/{name}.py", f"stage_{name}")
 
 
 def test_stage_scripts_build_atomically_and_reject_typos(tiny, tmp_path, monkeypatch, capsys):

@@ -222,27 +222,23 @@ def test_every_t1_shift_of_the_benchmark_leaves_the_training_ranges() -> None:
     """benchmarks/t1_shift.py: each shift is a valid MusicGen-like config whose moved range
     lies wholly outside what params.yaml trains on (the effect's default range where
     params.yaml names none), and fires its artifact on every clip."""
-    import importlib.util
     import inspect
-    from pathlib import Path
 
     import yaml
 
     from musicrestore.degrade import effects
     from musicrestore.degrade.build import musicgen_config
+    from tests.helpers import REPO, load_script
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("t1_shift", root / "benchmarks" / "t1_shift.py")
-    assert spec is not None and spec.loader is not None
-    shift_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(shift_module)
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    shift_module = load_script("benchmarks/t1_shift.py", "t1_shift")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
     trained = musicgen_config(params["musicgen_like"]["degrade"])
     for name, (_, chain, ranges, _) in shift_module.SHIFTS.items():
         cfg = musicgen_config(shift_module.shifted_config(params["musicgen_like"]["degrade"], name))
         assert all(cfg["chain"][slot] == 1.0 for slot in chain), name
         for effect, kwargs in ranges.items():
             for key, (lo, hi) in kwargs.items():
+                assert list(cfg["ranges"][effect][key]) == [lo, hi], (name, effect, key)
                 default = inspect.signature(effects.EFFECTS[effect].sample).parameters[key].default
                 t_lo, t_hi = trained["ranges"].get(effect, {}).get(key, default)
                 assert hi < t_lo or lo > t_hi, (name, effect, key, (lo, hi), (t_lo, t_hi))

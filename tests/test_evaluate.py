@@ -219,14 +219,9 @@ def test_mono_output_is_scored_as_dual_mono_and_small_length_errors_are_tolerate
 
 
 def _stage_module():
-    import importlib.util
+    from tests.helpers import load_script
 
-    spec = importlib.util.spec_from_file_location(
-        "stage_evaluate", Path(__file__).parents[1] / "stages" / "evaluate.py"
-    )
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
-    return stage
+    return load_script("stages/evaluate.py", "stage_evaluate")
 
 
 def test_stage_cli_and_its_one_line_errors(tmp_path, monkeypatch, capsys):

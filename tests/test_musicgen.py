@@ -24,7 +24,7 @@ from musicrestore.data.taxonomy import (
     write_splits,
 )
 
-from .helpers import make_tiny_rawstems
+from .helpers import load_script, make_tiny_rawstems
 
 SEED_PROMPT = musicgen.DEFAULT_PROMPTS[0]
 REPO = Path(__file__).resolve().parents[1]
@@ -250,12 +250,7 @@ def test_simulated_clips_come_from_test_songs(
 
 
 def _stage_main():
-    spec = importlib.util.spec_from_file_location(
-        "fetch_musicgen_stage", REPO / "stages" / "fetch_musicgen.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_script("stages/fetch_musicgen.py", "fetch_musicgen_stage").main
 
 
 def test_stage_cli(

@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import copy
 import functools
-import importlib.util
 import io
 import os
 import subprocess
@@ -108,13 +107,9 @@ STAGE_ARGS: dict[str, tuple[str, list[str]]] = {
 @functools.cache
 def stage_module(script: str) -> ModuleType:
     """``stages/<script>.py`` imported under another name (its ``__main__`` block stays off)."""
-    spec = importlib.util.spec_from_file_location(
-        f"_stage_{script}", ROOT / "stages" / f"{script}.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from tests.helpers import load_script
+
+    return load_script(f"stages/{script}.py", f"_stage_{script}")
 
 
 def base_params(profile: bool) -> dict[str, Any]:

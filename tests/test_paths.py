@@ -211,12 +211,9 @@ def _files(folder: Path) -> set[str]:
 
 
 def _load_script(name: str):  # type: ignore[no-untyped-def]
-    import importlib.util
+    from tests.helpers import load_script
 
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_script(f"stages/{name}.py", f"stage_{name}")
 
 
 @pytest.mark.parametrize("override,words", HOSTILE_EXAMPLES, ids=lambda v: str(v)[:24])

@@ -301,14 +301,10 @@ def test_html_page_loads_every_image_and_audio_in_headless_chromium(built, tmp_p
 
 
 def test_report_stage_cli(built, tmp_path, monkeypatch, capsys):
-    import importlib.util
+    from tests.helpers import load_script
 
     root, _ = built
-    spec = importlib.util.spec_from_file_location(
-        "stage_report", Path(__file__).parents[1] / "stages" / "report.py"
-    )
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+    stage = load_script("stages/report.py", "stage_report")
     monkeypatch.setenv("MUSICRESTORE_TRACKING", "0")
     params = tmp_path / "params.yaml"
     params.write_text(

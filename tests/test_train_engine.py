@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import os
@@ -381,12 +380,7 @@ def test_torchrun_two_processes(tmp_path: Path) -> None:
 
 
 def _stage_main():  # stages/ is not a package: load the script as a module
-    path = Path(__file__).resolve().parents[1] / "stages" / "train.py"
-    spec = importlib.util.spec_from_file_location("stage_train", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return helpers.load_script("stages/train.py", "stage_train").main
 
 
 def test_stage_writes_a_loadable_checkpoint(

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,12 +168,9 @@ def test_same_song_names_with_other_audio_train_from_scratch(
 
 
 def _stage_main():  # stages/ is not a package: load the script as a module
-    path = Path(__file__).resolve().parents[1] / "stages" / "train_separator.py"
-    spec = importlib.util.spec_from_file_location("stage_train_separator", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    from tests.helpers import load_script
+
+    return load_script("stages/train_separator.py", "stage_train_separator").main
 
 
 def test_stage_exports_a_loadable_trained_separator(
