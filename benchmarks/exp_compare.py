@@ -137,7 +137,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
         if args.queue:
             t1 = time.monotonic()
-            dvc(repo, "queue", "start", "-j", str(args.queue), env=env)
+            # to a file, not a pipe: the workers inherit `queue start`'s stdout and would hold
+            # a pipe open until the queue is done
+            with open(repo / ".dvc" / "tmp" / "queue-start.log", "w") as log:
+                start = [str(BIN / "dvc"), "queue", "start", "-j", str(args.queue)]
+                if subprocess.run(start, cwd=repo, env=env, stdout=log, stderr=log).returncode:
+                    sys.exit(f"dvc queue start failed: see {log.name}")
             while re.search(r"\b(Queued|Running)\b", dvc(repo, "queue", "status", env=env)):
                 time.sleep(5)
             say(

@@ -588,11 +588,29 @@ def test_queued_experiments_run_in_parallel_and_dvc_exp_show_lists_them(
     for name, override in exps.items():
         run_dvc(repo, "exp", "run", "--queue", "-n", name, "-S", override, env=env)
     began = time.monotonic()
-    run_dvc(repo, "queue", "start", "-j", "2", env=env)
-    while re.search(r"\b(Queued|Running)\b", run_dvc(repo, "queue", "status", env=env).stdout):
-        assert time.monotonic() - began < 600, "the queue did not finish in 10 minutes"
+    # Not run_dvc: dvc_task forks each worker through multiprocessing, and the fork keeps
+    # `queue start`'s stdout and stderr open until that worker exits; with pipes, reading them
+    # to EOF would wait for the whole queue (CI once waited there past run_dvc's 900 s). A
+    # file returns as soon as `queue start` does, and the loop below owns the time limit.
+    start_log = repo / ".dvc" / "tmp" / "queue-start.log"
+    with open(start_log, "w") as log:
+        start = subprocess.run([str(BIN / "dvc"), "queue", "start", "-j", "2"], cwd=repo,
+                               env=env, stdout=log, stderr=subprocess.STDOUT, timeout=120)  # fmt: skip
+    assert start.returncode == 0, start_log.read_text()
+    while re.search(
+        r"\b(Queued|Running)\b", status := run_dvc(repo, "queue", "status", env=env).stdout
+    ):
+        if time.monotonic() - began > 600:
+            workers = sorted((repo / ".dvc/tmp/exps/celery").glob("*.out"))
+            logs = "\n".join(f"--- {w.name}\n{w.read_text()[-3000:]}" for w in workers)
+            subprocess.run([str(BIN / "dvc"), "queue", "stop", "--kill"], cwd=repo, env=env,
+                           capture_output=True, timeout=120)  # fmt: skip
+            pytest.fail(f"the queue did not finish in 10 minutes:\n{status}\n{logs}")
         time.sleep(2)
     took = time.monotonic() - began
+    # the idle workers exit on their own within 10 s; a stop makes sure none outlives the test
+    subprocess.run([str(BIN / "dvc"), "queue", "stop"], cwd=repo, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)  # fmt: skip
     status = run_dvc(repo, "queue", "status", env=env).stdout
     for name in exps:
         assert re.search(rf"{name}\s.*Success", status), status
