@@ -159,6 +159,40 @@ def test_a_fresh_complex_mask_is_the_identity_and_learns_phase_and_gain(model_ch
         UNetMask(**TINY_UNET, mask="phase")
 
 
+def test_a_deep_filter_starts_as_the_identity_and_reaches_past_frames():
+    """mask: deep starts as H_0 = 1 (the output is the input); tap k multiplies the frame k
+    hops back, so a filter that is 1 at tap 2 only delays the signal by two hops, and
+    taps of opposite sign cancel an echo of the same delay."""
+    net = UNetMask(**TINY_UNET, mask="deep", taps=4).eval()
+    x = torch.from_numpy(noise(4096))[None]  # (1, 1, T)
+    with torch.inference_mode():
+        torch.testing.assert_close(net(x), x, atol=1e-5, rtol=0)
+        spec = net.stft(x)
+        mask = net.mask(spec)
+    assert mask.shape == (1, 1, 4, *spec.shape[-2:]) and mask.is_complex()
+    hop = TINY_UNET["hop"]
+    delay = torch.zeros_like(mask)
+    delay[:, :, 2] = 1.0
+    delayed = net.istft(net.apply_mask(delay, spec), x.shape[-1])
+    core = slice(4 * hop, x.shape[-1] - 4 * hop)
+    torch.testing.assert_close(
+        delayed[..., core], x[..., core.start - 2 * hop : core.stop - 2 * hop], atol=1e-5, rtol=0
+    )
+    echo = x.clone()
+    echo[..., 2 * hop :] += 0.3 * x[..., : -2 * hop]
+    dry = torch.zeros_like(mask)
+    dry[:, :, 0], dry[:, :, 2] = 1.0, -0.3  # first-order inverse of y = x + 0.3 x(n - 2 hops)
+    out = net.istft(net.apply_mask(dry, net.stft(echo)), x.shape[-1])
+
+    def error(y: torch.Tensor) -> float:
+        return float(torch.sum((y - x)[..., core] ** 2) / torch.sum(x[..., core] ** 2))
+
+    assert error(echo) == pytest.approx(0.09, rel=0.2)  # the echo: 0.3² of the energy
+    assert error(out) < 0.015  # what is left is the echo of the echo, 0.3⁴
+    with pytest.raises(ValueError, match="taps must be positive"):
+        UNetMask(**TINY_UNET, mask="deep", taps=0)
+
+
 @pytest.mark.parametrize("model_channels", [1, 2])
 def test_a_constant_mask_scales_the_input(model_channels):
     """M = 0.7 everywhere: ISTFT(M · Y) = 0.7 · y, at any length and at the very edges."""

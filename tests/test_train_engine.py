@@ -296,6 +296,38 @@ def test_on_the_fly_degradation_is_fresh_per_epoch_and_seeded(dataset: Path) -> 
     assert stereo[0][0].shape == (2, SR // 4) and torch.equal(stereo[1][0], stereo[1][0])
 
 
+def test_augmentation_varies_training_crops_only_and_is_seeded(dataset: Path) -> None:
+    """data.eq_db and data.remix change the clean training target (and so the degraded
+    input), the same way for the same (seed, epoch, index); validation crops never change;
+    off, they leave the stream as it was; out of range is a one-line error."""
+    train, val = split_examples([dataset], CROP["val_fraction"], 64)
+    plain = CropDataset(train, DataConfig(**CROP), seed=3)
+    _, clean = plain.item(1, epoch=0)
+    eq = CropDataset(train, DataConfig(**CROP, eq_db=9.0), seed=3)
+    _, eq_clean = eq.item(1, epoch=0)
+    assert not torch.equal(eq_clean, clean)
+    # a shelf reshapes the spectrum: no single gain maps the plain crop onto it
+    gain = float(torch.sum(eq_clean * clean) / torch.sum(clean * clean))
+    residual = float(torch.mean((eq_clean - gain * clean) ** 2))
+    assert residual > 0.01 * float(torch.mean(eq_clean**2))
+    assert torch.equal(eq_clean, CropDataset(train, DataConfig(**CROP, eq_db=9.0), 3).item(1, 0)[1])
+    # remix 1.0: every crop holds another example's crop too (the chord of another pitch)
+    mixed = CropDataset(train, DataConfig(**CROP, remix=1.0), seed=3)
+    _, mix_clean = mixed.item(1, epoch=0)
+    spectrum = np.abs(np.fft.rfft(mix_clean[0].numpy()))
+    own = np.abs(np.fft.rfft(clean[0].numpy()))
+    assert np.sum(np.abs(spectrum - own * (spectrum @ own) / (own @ own))) > 0.2 * spectrum.sum()
+    # validation: fixed crops and degradations whatever the augmentation
+    for config in (DataConfig(**CROP, eq_db=9.0, remix=1.0), DataConfig(**CROP)):
+        held = CropDataset(val, config, seed=3, split="val")
+        reference = CropDataset(val, DataConfig(**CROP), seed=3, split="val")
+        assert all(torch.equal(a, b) for a, b in zip(held[0], reference[0], strict=True))
+    with pytest.raises(ConfigError, match=r"data\.eq_db"):
+        data_config_from_params({"eq_db": 30.0})
+    with pytest.raises(ConfigError, match=r"data\.remix"):
+        data_config_from_params({"remix": 1.5})
+
+
 def test_step_sampler_splits_micro_batches_across_ranks() -> None:
     def take(start: int, rank: int, world: int) -> list[int]:
         it = iter(StepSampler(start, 2, rank, world))

@@ -82,7 +82,13 @@ class UNetMask(nn.Module):
             as the identity (zero-initialised head), can raise a magnitude (up to 2x, for
             clipped peaks) and turn a phase, and sees the phase: the U-Net's input planes
             are ``log(1 + |Y|)`` and that magnitude times ``cos ∠Y`` and ``sin ∠Y``
-            (docs/method.md#unet-mask).
+            (docs/method.md#unet-mask). ``deep`` = a deep filter (DeepFilterNet, Schröter
+            et al. 2022): per bin, ``taps`` complex coefficients over the current and past
+            frames, ``X(n) = Σ_k H_k(n) · Y(n - k)``, with ``H_0 = 1 + tanh(a_0) + i·tanh(b_0)``
+            and ``H_k = tanh(a_k) + i·tanh(b_k)``, also the identity at the start. One frame
+            cannot undo an echo that arrives frames later (the chain's early reflections
+            reach 120 ms, 15 hops); a filter over past frames can subtract it.
+        taps: frames of the ``deep`` filter (the current one and ``taps - 1`` past ones).
     """
 
     window: torch.Tensor  # (n_fft,) Hann window, a buffer (moves with the module)
@@ -94,7 +100,11 @@ class UNetMask(nn.Module):
     }
 
     #: ``mask`` -> (U-Net input planes, mask planes) per audio channel.
-    MASKS: ClassVar[dict[str, tuple[int, int]]] = {"magnitude": (1, 1), "complex": (3, 2)}
+    MASKS: ClassVar[dict[str, tuple[int, int]]] = {
+        "magnitude": (1, 1),
+        "complex": (3, 2),
+        "deep": (3, 2),  # times taps
+    }
 
     def __init__(
         self,
@@ -104,7 +114,8 @@ class UNetMask(nn.Module):
         levels: int = 4,  # seed 000: four encoder levels (32, 64, 128, 256 channels)
         channels: int = 1,  # 1 = seed 000's mono path; 2 = stereo-aware (its future work)
         groups: int = 8,  # GroupNorm groups per normalisation layer
-        mask: str = "magnitude",  # seed 000: a magnitude mask; "complex": see the docstring
+        mask: str = "magnitude",  # seed 000: a magnitude mask; "complex", "deep": see above
+        taps: int = 16,  # "deep" only: frames of the filter
     ) -> None:
         super().__init__()
         if n_fft % hop or n_fft // hop < 2:
@@ -118,8 +129,12 @@ class UNetMask(nn.Module):
         if mask not in self.MASKS:
             raise ValueError(f"mask must be one of {', '.join(self.MASKS)}, got {mask!r}")
         self.n_fft, self.hop, self.channels, self.levels = n_fft, hop, channels, levels
+        if taps < 1:
+            raise ValueError(f"taps must be positive, got {taps}")
         self.mask_kind = mask
+        self.taps = taps if mask == "deep" else 1
         planes = self.MASKS[mask]  # input planes and mask planes per audio channel
+        planes = (planes[0], planes[1] * self.taps)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         widths = [base_channels * 2**i for i in range(levels)]  # e.g. 32, 64, 128, 256
         self.encoder = nn.ModuleList(
@@ -134,7 +149,7 @@ class UNetMask(nn.Module):
             _ConvBlock(2 * widths[i], widths[i], groups) for i in range(levels - 1)
         )
         self.head = nn.Conv2d(widths[0], planes[1] * channels, 1)  # mask logits per channel
-        if mask == "complex":  # identity mask at the start: the model learns a correction
+        if mask != "magnitude":  # identity mask at the start: the model learns a correction
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
         # Channels-last weights make the convolutions pick channels-last kernels (about 2x
@@ -192,7 +207,7 @@ class UNetMask(nn.Module):
         pad_f, pad_n = -f % m, -n % m
         mag = spec.abs()
         x = torch.log1p(mag)  # (B, C, F, N)
-        if self.mask_kind == "complex":
+        if self.mask_kind != "magnitude":
             unit = spec / mag.clamp_min(1e-8)  # e^{i∠Y}; 0-magnitude bins give 0
             x = torch.cat([x, x * unit.real, x * unit.imag], dim=1)  # (B, 3C, F, N)
         x = F.pad(x, (0, pad_n, 0, pad_f))  # (B, planes, F', N'), multiples of m
@@ -206,10 +221,24 @@ class UNetMask(nn.Module):
             x = self.up[i](x)  # (B, w_i, F'/2^i, N'/2^i)
             x = self.decoder[i](torch.cat([x, skips[i]], dim=1))  # (B, w_i, ...)
         logits = self.head(x)[..., :f, :n]  # (B, C·mask planes, F, N)
+        if self.mask_kind == "deep":  # (B, C, 2, taps, F, N): re/im of every tap
+            a, b_ = torch.tanh(logits).reshape(b, c, 2, self.taps, f, n).unbind(2)
+            return torch.complex(a + F.one_hot(torch.tensor(0), self.taps)[:, None, None], b_)
         if self.mask_kind == "complex":
             a, b_ = torch.tanh(logits).chunk(2, dim=1)  # (B, C, F, N) each
             return torch.complex(1.0 + a, b_)
         return torch.sigmoid(logits)
+
+    def apply_mask(self, mask: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+        """``mask · spec``; a ``deep`` mask ``(B, C, taps, F, N)`` filters over frames:
+        ``Σ_k mask[:, :, k] · spec`` delayed by ``k`` frames (zeros before the first)."""
+        if self.mask_kind != "deep":
+            return mask * spec
+        n = spec.shape[-1]
+        out = mask[:, :, 0] * spec
+        for k in range(1, min(self.taps, n)):
+            out = out + mask[:, :, k] * F.pad(spec[..., : n - k], (k, 0))
+        return out
 
     # ---------------------------------------------------------------------------- forward
 
@@ -219,5 +248,5 @@ class UNetMask(nn.Module):
         x = match_channels(wave, self.channels)  # (B, channels, T)
         x = F.pad(x, (0, -t % self.hop))  # (B, channels, T'), T' a multiple of hop
         spec = self.stft(x)  # (B, channels, F, N) complex
-        out = self.istft(self.mask(spec) * spec, x.shape[-1])  # (B, channels, T')
+        out = self.istft(self.apply_mask(self.mask(spec), spec), x.shape[-1])  # (B, channels, T')
         return match_channels(out[..., :t], c)  # (B, C, T)

@@ -63,6 +63,10 @@ class DataConfig:
     val_fraction: float = 0.1  # last fraction of the examples (by id) held out
     val_max: int = 64  # at most this many validation examples
     workers: int = 0  # DataLoader worker processes (0: in the training process)
+    # training-crop augmentation before an on-the-fly chain (validation crops are never
+    # augmented); both off by default, and off they draw nothing from the stream
+    eq_db: float = 0.0  # random low and high shelf, each with a gain in [-eq_db, +eq_db]
+    remix: float = 0.0  # probability of mixing in a crop of another training example
 
     def __post_init__(self) -> None:
         if not self.crop_s > 0 or self.channels not in (1, 2):
@@ -90,6 +94,8 @@ def data_config_from_params(params: Mapping[str, Any] | None, where: str = "data
             "val_max": (0, None),
             "workers": (0, None),
             "sr": (1000, 384000),
+            "eq_db": (0.0, 24.0),
+            "remix": (0.0, 1.0),
         },
         positive=("crop_s",),
         choices={"chain": tuple(CHAINS)},
@@ -226,6 +232,8 @@ class CropDataset(Dataset):
         span = max(0, clean_full.shape[-1] - self.length)
         start = int(rng.integers(0, span + 1))
         clean = _crop(clean_full, start, self.length)
+        if self.split == "train" and self.chain is not None:
+            clean = self._augment(clean, index, rng)
         if self.chain is not None and getattr(self.chain, "needs_background", False):
             background = _crop(self._load(folder / str(_background(ex))), start, self.length)
             degraded, clean = self.chain(clean, rng, self.sr, background)
@@ -236,6 +244,41 @@ class CropDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(degraded)), torch.from_numpy(
             np.ascontiguousarray(clean)
         )
+
+    def _augment(self, clean: np.ndarray, index: int, rng: np.random.Generator) -> np.ndarray:
+        """The clean training crop, varied before the chain degrades it (``data.remix``,
+        ``data.eq_db``): with probability ``remix`` a crop of another example is mixed in
+        (weights 0.3-0.7 and the rest), as source-separation trainers remix stems across
+        songs, so denser textures than one rendered song appear; then with ``eq_db > 0`` a
+        low shelf (80-400 Hz) and a high shelf (2-8 kHz), each with a gain drawn from
+        ``[-eq_db, eq_db]`` (pedalboard), so the model does not learn one soundfont's
+        spectral balance as "clean". Nothing is drawn from ``rng`` for a lever that is off,
+        so a config without them gives the stream it gave before. ``MSRChain`` examples
+        mix their own background, so ``remix`` leaves them alone."""
+        cfg = self.config
+        own_mix = getattr(self.chain, "needs_background", False)
+        if cfg.remix > 0 and not own_mix and len(self.examples) > 1 and rng.random() < cfg.remix:
+            other = int(rng.integers(len(self.examples) - 1))
+            other += other >= index  # any example but this one
+            folder, ex = self.examples[other]
+            assert ex.target is not None
+            wave = self._load(folder / ex.target)
+            start = int(rng.integers(0, max(0, wave.shape[-1] - self.length) + 1))
+            weight = float(rng.uniform(0.3, 0.7))
+            clean = weight * clean + (1.0 - weight) * _crop(wave, start, self.length)
+        if cfg.eq_db > 0:
+            import pedalboard
+
+            low_hz, high_hz = np.exp(rng.uniform(np.log([80.0, 2000.0]), np.log([400.0, 8000.0])))
+            low_db, high_db = rng.uniform(-cfg.eq_db, cfg.eq_db, size=2)
+            board = pedalboard.Pedalboard(
+                [
+                    pedalboard.LowShelfFilter(float(low_hz), float(low_db)),
+                    pedalboard.HighShelfFilter(float(min(high_hz, 0.45 * self.sr)), float(high_db)),
+                ]
+            )
+            clean = board(np.ascontiguousarray(clean, np.float32), self.sr)
+        return np.asarray(clean, np.float32)
 
 
 def _crop(wave: np.ndarray, start: int, length: int) -> np.ndarray:
