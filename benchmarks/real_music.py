@@ -29,6 +29,7 @@ for 24 clips (the separating variants are most of it).
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import os
@@ -160,10 +161,15 @@ def run_variants(
         summary = ev.evaluate(
             testset, out, work / f"{name}-eval", name, "real_music", config, progress=False
         )
+        with open(work / f"{name}-eval" / ev.CLIPS_CSV, newline="") as fh:
+            per_segment = {
+                f"{r['id']}/{r['segment']}": float(r["si_sdr"]) for r in csv.DictReader(fh)
+            }
         results[name] = {
             "metrics": {m: summary["metrics"].get(m) for m, _, _ in METRICS},
             "rtf": round(timing["rtf"], 4),
             "n_segments": summary["n_segments"],
+            "si_sdr_per_segment": per_segment,
         }
         print(
             f"  {name}: SI-SDR {summary['metrics']['si_sdr']['mean']:.2f} dB "
@@ -171,6 +177,29 @@ def run_variants(
             flush=True,
         )
     return results
+
+
+def paired_table(results: dict[str, dict[str, Any]], against: tuple[str, ...]) -> str:
+    """Δ SI-SDR of every variant against each of ``against``, segment by segment (the same
+    clips, so the clip-to-clip spread cancels): mean ± 95 % CI of the differences."""
+    from musicrestore.evaluation.evaluate import mean_ci
+
+    bases = [b for b in against if b in results]
+    if not bases:
+        return ""
+    lines = [
+        "| variant | " + " | ".join(f"Δ SI-SDR vs {b} (dB)" for b in bases) + " |",
+        "|---" * (len(bases) + 1) + "|",
+    ]
+    for name, res in results.items():
+        cells = []
+        for base in bases:
+            ours, theirs = res["si_sdr_per_segment"], results[base]["si_sdr_per_segment"]
+            stats = mean_ci(ours[k] - theirs[k] for k in sorted(ours) if k in theirs)
+            mean, ci = stats["mean"], stats["ci"]
+            cells.append("–" if mean is None else f"{mean:+.2f}" + (f" ± {ci:.2f}" if ci else ""))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def stand_in_numbers() -> dict[str, dict[str, float]]:
@@ -254,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         "`stand-in`: the committed T1 numbers (reports/metrics.json).\n"
         "Regenerate: `python benchmarks/real_music.py`.\n\n"
         + table(results, stand_in_numbers())
-        + "\n"
+        + "\n\nPaired over the same segments (each variant's SI-SDR minus the baseline's, "
+        "segment by segment):\n\n" + paired_table(results, ("identity", "preclean"))
     )
     print("\n" + text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
