@@ -7,12 +7,14 @@ stage of the tiny pipeline in tests/test_pipeline.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,44 @@ def test_results_come_in_task_order_whatever_order_they_finish_in(dask2):
     assert finished != sorted(finished)  # they really finished out of order
     assert dask2.map(_sleepy, tasks, "t") == [0, 1, 4, 9]
     assert dask2.workers == 2
+
+
+def _thread_counts() -> dict[str, int]:
+    import torch
+    from threadpoolctl import threadpool_info
+
+    counts = {f"{p['user_api']}:{p['internal_api']}": p["num_threads"] for p in threadpool_info()}
+    return {**counts, "torch": torch.get_num_threads()}
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_tasks_run_on_one_thread_in_process_as_on_a_worker(dask2):
+    """compute.workers: 1 runs the tasks in the stage process, which must compute as a Dask
+    worker does: torch and the BLAS pools on one thread. With NumPy's OpenBLAS on two
+    threads in process, the STOI of one T1 clip differed from the workers' in its last digit."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    if not any(p["user_api"] == "blas" for p in threadpool_info()):
+        pytest.skip("no BLAS pool that threadpoolctl can see")
+    # a stage process has pools of two (tests/conftest.py gives the test process one)
+    with threadpool_limits(2), _torch_threads(2):
+        outside = _thread_counts()
+        assert max(outside.values()) == 2, outside
+        [inside] = compute.Engine(None, progress=False).map(_thread_counts, [{}], "t")
+        assert _thread_counts() == outside  # the stage's own pools are given back afterwards
+    [on_worker] = dask2.map(_thread_counts, [{}], "t")
+    assert set(inside.values()) == {1} and set(on_worker.values()) == {1}, (inside, on_worker)
 
 
 class KillFirstTask(WorkerPlugin):

@@ -81,9 +81,13 @@ def _scheduler_problem(value: Any) -> str | None:
 def worker_setup() -> None:
     """What every task does first in a worker: refuse to run where the CPU kernel caps do
     not hold (the bytes would depend on the machine: :func:`musicrestore.caps_effective`),
-    and run torch on one thread (the cluster already uses every core; the bytes must not
-    depend on the thread count)."""
+    and run torch and the BLAS/OpenMP pools on one thread (the cluster already uses every
+    core; the bytes must not depend on the thread count: OpenBLAS splits a matrix product
+    differently on two threads, and STOI's last digits moved with it). Dask's nanny starts
+    its workers with ``OPENBLAS_NUM_THREADS=1`` and the like; ``threadpoolctl`` holds
+    the BLAS pools to one thread in a worker started without them too."""
     import musicrestore
+    from threadpoolctl import threadpool_limits
 
     if not musicrestore.caps_effective():
         raise ComputeError(
@@ -95,6 +99,7 @@ def worker_setup() -> None:
 
     if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+    threadpool_limits(1)
 
 
 def _call(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
@@ -104,13 +109,17 @@ def _call(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
 
 @contextlib.contextmanager
 def _single_thread() -> Iterator[None]:
-    """Torch on one thread for the block (the in-process path runs as a worker does)."""
+    """Torch and the BLAS/OpenMP pools on one thread for the block: the in-process path
+    runs as a worker does (:func:`worker_setup`), so ``compute.workers: 1`` writes the bytes
+    a cluster writes."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(1):
+            yield
     finally:
         torch.set_num_threads(before)
 
