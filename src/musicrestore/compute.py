@@ -86,8 +86,9 @@ def worker_setup() -> None:
     differently on two threads, and STOI's last digits moved with it). Dask's nanny starts
     its workers with ``OPENBLAS_NUM_THREADS=1`` and the like; ``threadpoolctl`` holds
     the BLAS pools to one thread in a worker started without them too."""
-    import musicrestore
     from threadpoolctl import threadpool_limits
+
+    import musicrestore
 
     if not musicrestore.caps_effective():
         raise ComputeError(
