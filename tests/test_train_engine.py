@@ -296,6 +296,31 @@ def test_on_the_fly_degradation_is_fresh_per_epoch_and_seeded(dataset: Path) -> 
     assert stereo[0][0].shape == (2, SR // 4) and torch.equal(stereo[1][0], stereo[1][0])
 
 
+def test_the_on_the_fly_chain_degrades_as_the_t1_recipe_does(rng) -> None:
+    """MusicGenLikeChain merges its config once and passes it on (``merged=True``): the pair
+    is the bytes the recipe gives with the config merged per call, for defaults and overrides."""
+    from musicrestore.degrade.chains import (
+        MUSICGEN_CLEAN_PEAK_DBFS,
+        musicgen_like,
+        normalise_and_degrade,
+    )
+    from musicrestore.train.on_the_fly import MusicGenLikeChain
+
+    clean = (0.3 * rng.standard_normal((1, SR // 2))).astype(np.float32)
+    for cfg in ({}, {"chain": {"multi_delay": 1.0, "soft_clip": 1.0}, "mulaw_p": 0.0}):
+        for seed in range(4):
+            got = MusicGenLikeChain(cfg)(clean, np.random.default_rng(seed), SR)
+            draw = np.random.default_rng(seed)
+            want = normalise_and_degrade(
+                clean,
+                lambda wave, draw=draw, cfg=cfg: musicgen_like(wave, draw, cfg, sr=SR),
+                MUSICGEN_CLEAN_PEAK_DBFS,
+                0.999,
+            )
+            assert got[0].tobytes() == want.degraded.tobytes()
+            assert got[1].tobytes() == want.clean.tobytes()
+
+
 def test_augmentation_varies_training_crops_only_and_is_seeded(dataset: Path) -> None:
     """data.eq_db and data.remix change the clean training target (and so the degraded
     input), the same way for the same (seed, epoch, index); validation crops never change;

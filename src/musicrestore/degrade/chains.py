@@ -304,6 +304,8 @@ def musicgen_like(
     rng: np.random.Generator,
     cfg: Mapping[str, Any] | None = None,
     sr: int = 32000,
+    *,
+    merged: bool = False,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """MusicGen-like artifacts (seed 000 §3): down-up resampling through 12-22.05 kHz, bit
     crush (8-12 bit) or μ-law, soft clipping (1-6 dB drive), light multi-delay reverb,
@@ -315,6 +317,8 @@ def musicgen_like(
         rng: the example's generator.
         cfg: overrides of :data:`MUSICGEN_DEFAULTS`.
         sr: sample rate (Hz).
+        merged: ``cfg`` is already :func:`musicgen_config`'s result (an on-the-fly chain
+            merges once, not per training crop: the merge was a third of a crop's cost).
 
     Returns:
         ``(degraded (1, T), effects)``; the records carry ``stage="mixture"`` (the whole mix
@@ -322,7 +326,9 @@ def musicgen_like(
         (soft clipping keeps unity small-signal gain), so it stays the reference; callers
         keep both below full scale with :func:`headroom_gain`.
     """
-    cfg = musicgen_config(cfg)
+    if not merged:
+        cfg = musicgen_config(cfg)
+    assert cfg is not None
     return _run_chain(
         MUSICGEN_CHAIN, cfg["chain"], clean.astype(np.float32), sr, rng, "mixture", cfg
     )

@@ -229,8 +229,7 @@ class CropDataset(Dataset):
         folder, ex = self.examples[index]
         assert ex.target is not None
         clean_full = self._load(folder / ex.target)
-        span = max(0, clean_full.shape[-1] - self.length)
-        start = int(rng.integers(0, span + 1))
+        start = self._random_start(clean_full, rng)
         clean = _crop(clean_full, start, self.length)
         if self.split == "train" and self.chain is not None:
             clean = self._augment(clean, index, rng)
@@ -244,6 +243,10 @@ class CropDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(degraded)), torch.from_numpy(
             np.ascontiguousarray(clean)
         )
+
+    def _random_start(self, wave: np.ndarray, rng: np.random.Generator) -> int:
+        """A crop start drawn uniformly over ``wave`` (0 when it is shorter than a crop)."""
+        return int(rng.integers(0, max(0, wave.shape[-1] - self.length) + 1))
 
     def _augment(self, clean: np.ndarray, index: int, rng: np.random.Generator) -> np.ndarray:
         """The clean training crop, varied before the chain degrades it (``data.remix``,
@@ -263,9 +266,9 @@ class CropDataset(Dataset):
             folder, ex = self.examples[other]
             assert ex.target is not None
             wave = self._load(folder / ex.target)
-            start = int(rng.integers(0, max(0, wave.shape[-1] - self.length) + 1))
+            other_crop = _crop(wave, self._random_start(wave, rng), self.length)
             weight = float(rng.uniform(0.3, 0.7))
-            clean = weight * clean + (1.0 - weight) * _crop(wave, start, self.length)
+            clean = weight * clean + (1.0 - weight) * other_crop
         if cfg.eq_db > 0:
             import pedalboard
 

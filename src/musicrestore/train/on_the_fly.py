@@ -46,7 +46,7 @@ class MusicGenLikeChain:
 
         out = normalise_and_degrade(
             clean,
-            lambda wave: musicgen_like(wave, rng, self.config, sr=sr),
+            lambda wave: musicgen_like(wave, rng, self.config, sr=sr, merged=True),
             MUSICGEN_CLEAN_PEAK_DBFS,
             float(self.config["max_peak"]),
         )
