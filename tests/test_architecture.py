@@ -21,12 +21,13 @@ BELOW: dict[str, set[str]] = {
     "compute": {"core"},
     "data": {"core"},
     "tracking": {"core"},
+    "dsp": {"core"},
     "degrade": {"core", "compute", "data"},
     "evaluation": {"core", "compute", "data"},
-    "models": {"core", "data"},
+    "models": {"core", "data", "dsp"},
     "separation": {"core", "data", "models"},
     "train": {"core", "data", "degrade", "evaluation", "models", "separation", "tracking"},
-    "variants": {"core", "compute", "data", "models", "separation"},
+    "variants": {"core", "compute", "data", "dsp", "models", "separation"},
     "report": {"core", "data", "evaluation"},
 }
 #: Single modules allowed one more layer, with the reason in docs/architecture.md.

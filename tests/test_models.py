@@ -159,6 +159,59 @@ def test_a_fresh_complex_mask_is_the_identity_and_learns_phase_and_gain(model_ch
         UNetMask(**TINY_UNET, mask="phase")
 
 
+def test_a_guided_unet_sees_the_preclean_of_its_input_and_round_trips(tmp_path, monkeypatch):
+    """guide: preclean adds log(1 + |P|) of the input's DSP pre-clean as an input plane: the
+    first convolution takes one more plane, the guide is what variants.preclean gives for
+    the input, the mask depends on it, and a saved model comes back with its guide."""
+    from musicrestore.dsp.preclean import preclean
+    from musicrestore.models.checkpoint import load_model, save_model
+
+    kw = {"n_fft": 256, "hop": 64, "base_channels": 4, "levels": 2, "groups": 2}
+    torch.manual_seed(0)
+    net = UNetMask(**kw, guide="preclean", sr=16000).eval()
+    assert net.encoder[0].net[0].in_channels == UNetMask(**kw).encoder[0].net[0].in_channels + 1
+    wave = torch.from_numpy(np.random.default_rng(1).normal(0, 0.1, (2, 1, 4096)).astype("f4"))
+    want = np.stack([preclean(w.numpy(), 16000) for w in wave])
+    assert np.array_equal(net.preclean(wave).numpy(), want)
+    with torch.no_grad():
+        out = net(wave)
+        monkeypatch.setattr(net, "preclean", lambda x: torch.zeros_like(x))
+        assert not torch.allclose(net(wave), out)  # the guide reaches the mask
+        monkeypatch.undo()
+    save_model(
+        tmp_path / "m", net, "unet_mask", {**kw, "guide": "preclean", "sr": 16000}, 16000, 1, "", ""
+    )
+    loaded, config = load_model(tmp_path / "m")
+    assert loaded.guide == "preclean" and config["sr"] == 16000
+    with torch.no_grad():
+        assert torch.equal(loaded(wave), out)
+    with pytest.raises(ValueError, match="guide"):
+        UNetMask(**kw, guide="preclean")  # no rate for the pre-clean
+    with pytest.raises(ValueError, match="guide"):
+        UNetMask(**kw, guide="wiener", sr=16000)
+
+
+def test_a_guided_preset_takes_the_data_rate_for_its_pre_clean() -> None:
+    """arch.guide needs the rate the pre-clean runs at; the recipe fills it from data.sr (the
+    rate the network is trained and stored at), and refuses a preset without one or with
+    another; an unguided preset's arch stays as given (its resume key does not move)."""
+    from musicrestore.core.config import ConfigError
+    from musicrestore.train.recipe import spec_from_params
+
+    def spec(arch: dict, data: dict) -> dict:
+        preset = {"arch": {**TINY_UNET, **arch}, "data": data}
+        return spec_from_params(
+            {"models": {"unet_mask": {"presets": {"small": preset}}}}, "unet_mask"
+        ).arch
+
+    assert spec({"guide": "preclean"}, {"sr": 16000})["sr"] == 16000
+    assert "sr" not in spec({}, {"sr": 16000}) and "guide" not in spec({}, {"sr": 16000})
+    with pytest.raises(ConfigError, match="set data.sr"):
+        spec({"guide": "preclean"}, {})
+    with pytest.raises(ConfigError, match="arch.guide"):
+        spec({"guide": "preclean", "sr": 44100}, {"sr": 16000})
+
+
 def test_a_deep_filter_starts_as_the_identity_and_reaches_past_frames():
     """mask: deep starts as H_0 = 1 (the output is the input); tap k multiplies the frame k
     hops back, so a filter that is 1 at tap 2 only delays the signal by two hops, and

@@ -6,8 +6,7 @@ import numpy as np
 import pedalboard
 import pytest
 
-from musicrestore.variants import build_context, get_variant
-from musicrestore.variants.preclean import (
+from musicrestore.dsp.preclean import (
     declick,
     dequantize,
     detect_clicks,
@@ -17,6 +16,7 @@ from musicrestore.variants.preclean import (
     min_stats_denoise,
     preclean,
 )
+from musicrestore.variants import build_context, get_variant
 from tests.helpers import plant_clicks
 
 SR = 44100

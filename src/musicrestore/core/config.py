@@ -172,6 +172,15 @@ def merge_kwargs(
     return {key: merged[key] for key in given}
 
 
+def kwargs_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
+    """Keyword defaults of ``fn``: a DSP function's signature is its params block."""
+    return {
+        p.name: p.default
+        for p in inspect.signature(fn).parameters.values()
+        if p.default is not inspect.Parameter.empty
+    }
+
+
 def signature_defaults(
     fn: Callable[..., Any], skip: Iterable[str] = ()
 ) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -89,6 +90,14 @@ class UNetMask(nn.Module):
             cannot undo an echo that arrives frames later (the chain's early reflections
             reach 120 ms, 15 hops); a filter over past frames can subtract it.
         taps: frames of the ``deep`` filter (the current one and ``taps - 1`` past ones).
+        guide: ``"preclean"`` adds ``log(1 + |P|)``, the magnitude of the input's DSP
+            pre-clean (seed 000's declick / de-quantise / minimum-statistics denoise,
+            :func:`musicrestore.dsp.preclean.preclean`, default settings), as one more
+            input plane per channel; the mask still applies to the input's own spectrum.
+            The U-Net then learns where to trust the DSP estimate instead of averaging with
+            it (docs/method.md#unet-mask). The pre-clean is a fixed NumPy front end computed
+            inside :meth:`forward` without gradients, on the CPU, at ``sr``.
+        sr: the model's sample rate; needed (and only used) by ``guide``.
     """
 
     window: torch.Tensor  # (n_fft,) Hann window, a buffer (moves with the module)
@@ -116,6 +125,8 @@ class UNetMask(nn.Module):
         groups: int = 8,  # GroupNorm groups per normalisation layer
         mask: str = "magnitude",  # seed 000: a magnitude mask; "complex", "deep": see above
         taps: int = 16,  # "deep" only: frames of the filter
+        guide: str | None = None,  # "preclean": the input's pre-clean as extra input planes
+        sr: int | None = None,  # the model's rate, for the guide
     ) -> None:
         super().__init__()
         if n_fft % hop or n_fft // hop < 2:
@@ -131,10 +142,13 @@ class UNetMask(nn.Module):
         self.n_fft, self.hop, self.channels, self.levels = n_fft, hop, channels, levels
         if taps < 1:
             raise ValueError(f"taps must be positive, got {taps}")
+        if guide not in (None, "preclean") or (guide and not sr):
+            raise ValueError(f"guide must be null or 'preclean' (with sr), got {guide!r}, sr {sr}")
+        self.guide, self.sr = guide, sr
         self.mask_kind = mask
         self.taps = taps if mask == "deep" else 1
         planes = self.MASKS[mask]  # input planes and mask planes per audio channel
-        planes = (planes[0], planes[1] * self.taps)
+        planes = (planes[0] + (guide is not None), planes[1] * self.taps)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         widths = [base_channels * 2**i for i in range(levels)]  # e.g. 32, 64, 128, 256
         self.encoder = nn.ModuleList(
@@ -198,9 +212,10 @@ class UNetMask(nn.Module):
 
     # ------------------------------------------------------------------------------ mask
 
-    def mask(self, spec: torch.Tensor) -> torch.Tensor:
+    def mask(self, spec: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
         """The U-Net: complex ``(B, channels, F, N)`` -> the mask, same shape: real in
-        ``[0, 1]`` (``magnitude``) or complex (``complex``)."""
+        ``[0, 1]`` (``magnitude``) or complex (``complex``). ``guide``: the complex spectrum
+        of the pre-cleaned input, same shape, for a model built with ``guide``."""
         b, c, f, n = spec.shape
         assert c == self.channels, (c, self.channels)
         m = 2 ** (self.levels - 1)
@@ -210,6 +225,9 @@ class UNetMask(nn.Module):
         if self.mask_kind != "magnitude":
             unit = spec / mag.clamp_min(1e-8)  # e^{i∠Y}; 0-magnitude bins give 0
             x = torch.cat([x, x * unit.real, x * unit.imag], dim=1)  # (B, 3C, F, N)
+        if self.guide is not None:
+            assert guide is not None and guide.shape == spec.shape, "the guide's spectrum"
+            x = torch.cat([x, torch.log1p(guide.abs())], dim=1)  # (B, planes, F, N)
         x = F.pad(x, (0, pad_n, 0, pad_f))  # (B, planes, F', N'), multiples of m
         skips: list[torch.Tensor] = []
         for i, block in enumerate(self.encoder):
@@ -240,6 +258,16 @@ class UNetMask(nn.Module):
             out = out + mask[:, :, k] * F.pad(spec[..., : n - k], (k, 0))
         return out
 
+    def preclean(self, wave: torch.Tensor) -> torch.Tensor:
+        """The guide's waveform: each ``(channels, T)`` item pre-cleaned in NumPy at ``sr``
+        (no gradient flows through it; it is an input, like the degraded audio)."""
+        from ..dsp.preclean import preclean
+
+        assert self.sr is not None
+        items = wave.detach().float().cpu().numpy()
+        out = np.stack([preclean(np.ascontiguousarray(item), int(self.sr)) for item in items])
+        return torch.from_numpy(out).to(device=wave.device, dtype=wave.dtype)
+
     # ---------------------------------------------------------------------------- forward
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
@@ -248,5 +276,7 @@ class UNetMask(nn.Module):
         x = match_channels(wave, self.channels)  # (B, channels, T)
         x = F.pad(x, (0, -t % self.hop))  # (B, channels, T'), T' a multiple of hop
         spec = self.stft(x)  # (B, channels, F, N) complex
-        out = self.istft(self.apply_mask(self.mask(spec), spec), x.shape[-1])  # (B, channels, T')
+        guide = self.stft(self.preclean(x)) if self.guide is not None else None
+        mask = self.mask(spec, guide)
+        out = self.istft(self.apply_mask(mask, spec), x.shape[-1])  # (B, channels, T')
         return match_channels(out[..., :t], c)  # (B, C, T)

@@ -109,7 +109,7 @@ def variant_stages() -> dict[str, Any]:
     per-target variant's re-scores every group when one group's restore changes."""
     from ..variants import VARIANTS
 
-    modules = _own_modules("variants")
+    modules, architectures = _own_modules("variants"), _own_modules("models")
     restore: dict[str, Any] = {}
     for name, v in VARIANTS.items():
         item = "${item}"
@@ -133,6 +133,12 @@ def variant_stages() -> dict[str, Any]:
             args.append(f"--models-dir {MODELS}")
             artifacts.append(f"{MODELS}/{v.checkpoint}" + (f"/{item}" if v.per_target else ""))
         others = set(modules.values()) - {modules[name]}
+        # a learned variant loads its network by the name its checkpoint stores (importlib):
+        # follow that architecture's module too, so editing its forward re-runs the restore
+        own = [
+            modules[name],
+            *([architectures[v.checkpoint]] if v.checkpoint in architectures else []),
+        ]
         body = {
             "cmd": " ".join(
                 [
@@ -141,7 +147,7 @@ def variant_stages() -> dict[str, Any]:
                     f"--out {out} --timing {timing} --no-progress",
                 ]
             ),
-            "deps": [*code_deps("stages/restore.py", [modules[name]], others), *sets, *artifacts],
+            "deps": [*code_deps("stages/restore.py", own, others), *sets, *artifacts],
             "params": [
                 *(f"variants.{key}" for key in v.reads),
                 "restore",

@@ -168,12 +168,19 @@ def spec_from_params(params: Mapping[str, Any], name: str) -> ModelSpec:
         registry[name], chosen["arch"], f"{pwhere}.arch", **ARCH_RULES.get(name, {})
     )
     train = {"seed": pipeline_seed(params), **dict(chosen["train"])}
+    data = data_config_from_params(chosen["data"], f"{pwhere}.data")
+    guided = arch.get("guide") is not None  # a guided network pre-cleans at the data's rate
+    if guided and (data.sr is None or arch.setdefault("sr", data.sr) != data.sr):
+        raise ConfigError(
+            f"{pwhere}: arch.guide pre-cleans at the model's rate: set data.sr "
+            f"(got {data.sr}) and leave arch.sr out (got {arch.get('sr')})"
+        )
     spec = {
         "name": name,
         "preset": preset,
         "arch": arch,
         "train": config_from_params(train, f"{pwhere}.train"),
-        "data": data_config_from_params(chosen["data"], f"{pwhere}.data"),
+        "data": data,
         "loss": chosen["loss"],
     }
     hashed = {**spec, "train": asdict(spec["train"]), "data": asdict(spec["data"])}

@@ -14,7 +14,7 @@ pre-clean), :mod:`.dsp` (seed 001 chain, ``dsp_direct``), :mod:`.snmf` (seed 000
 
 # Importing a module registers its variants; this order is the order of ``--list``.
 # isort: off
-from . import registry, preclean, dsp, snmf, separated, learned, pretrained  # noqa: F401
+from . import registry, preclean, dsp, separated, learned, pretrained  # noqa: F401
 
 # isort: on
 from .registry import (

@@ -20,7 +20,8 @@ import warnings
 
 import numpy as np
 
-from .registry import VariantContext, kwargs_defaults, register
+from ..core.config import kwargs_defaults
+from .registry import VariantContext, register
 
 #: Below this peak a signal is treated as digital silence: spectral gating of zeros only
 #: produces warnings, and the chain cannot make silence better.

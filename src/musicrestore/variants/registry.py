@@ -18,7 +18,6 @@ stage of each variant can declare exactly its own dependencies.
 from __future__ import annotations
 
 import copy
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -172,15 +171,6 @@ def get_variant(name: str) -> Variant:
         raise VariantError(
             f"unknown variant {name!r}; choose from: {', '.join(VARIANTS)}"
         ) from None
-
-
-def kwargs_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
-    """Keyword defaults of ``fn``: a DSP function's signature is its params block."""
-    return {
-        p.name: p.default
-        for p in inspect.signature(fn).parameters.values()
-        if p.default is not inspect.Parameter.empty
-    }
 
 
 class VariantParamsError(VariantError, ConfigError):

@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 
 from ..core.audio import set_channels
+from ..core.config import kwargs_defaults
+from ..dsp.preclean import preclean
 from .dsp import dsp_chain
-from .preclean import preclean
-from .registry import VariantContext, VariantError, kwargs_defaults, register
+from .registry import VariantContext, VariantError, register
 from .snmf import snmf_denoise
 
 

@@ -9,7 +9,7 @@ tilt (roughly 0.5-1.5 dB)". Our implementation:
    both channels keeps the stereo image (the mask is real, each channel keeps its phase).
 2. Noise dictionary ``W_n`` (``noise_components`` columns): KL-NMF on the stem's
    lowest-energy frames (below the ``noise_frame_percentile``), initialised from the
-   minimum-statistics noise spectrum of :func:`musicrestore.variants.preclean.min_stats_noise_psd`,
+   minimum-statistics noise spectrum of :func:`musicrestore.dsp.preclean.min_stats_noise_psd`,
    so the dictionary starts at the floor minimum statistics finds and only refines it.
 3. Semi-supervised KL-NMF on all frames: ``V ~ W_m H_m + W_n H_n`` with ``W_n`` fixed,
    the music dictionary ``W_m`` and all activations free (multiplicative updates). An L1
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .preclean import conservative_floor, istft, min_stats_noise_psd, stft
+from ..dsp.preclean import conservative_floor, istft, min_stats_noise_psd, stft
 
 _EPS = 1e-10
 
