@@ -48,29 +48,48 @@ METRICS = (("si_sdr", "SI-SDR (dB) ↑", 2), ("mel_ssim", "mel-SSIM ↑", 3), ("
 
 def fetch_wesnoth(cache: Path) -> Path:
     """The folder of Wesnoth's OGG tracks, downloaded and unpacked once into ``cache``."""
-    music = cache / "wesnoth-music"
-    if music.is_dir() and any(music.glob("*.ogg")):
+    return fetch_debian_music(cache, PACKAGE, "wesnoth-music", "about 150 MB")
+
+
+def fetch_debian_music(cache: Path, package: str, name: str, size: str) -> Path:
+    """``cache/name``: the audio tracks of Debian ``package`` (``apt-get download``, ``dpkg
+    -x``; nothing is installed), made once, complete or absent. Vorbis files are kept as
+    they are; Opus files (which the project's loader does not list) are decoded to FLAC.
+    Files keep their own names, or where names repeat their paths below the folder all
+    tracks share, joined by ``__``."""
+    music = cache / name
+    if music.is_dir() and any(music.iterdir()):
         return music
     for tool in ("apt-get", "dpkg"):
         if shutil.which(tool) is None:
             sys.exit(f"error: {tool} not found; pass --music DIR with a folder of clean music")
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        print(f"fetching {PACKAGE} with apt-get download (about 150 MB) ...", flush=True)
+        print(f"fetching {package} with apt-get download ({size}) ...", flush=True)
         got = subprocess.run(
-            ["apt-get", "download", PACKAGE], cwd=tmp, capture_output=True, text=True
+            ["apt-get", "download", package], cwd=tmp, capture_output=True, text=True
         )
         debs = sorted(Path(tmp).glob("*.deb"))
         if got.returncode != 0 or not debs:
-            sys.exit(f"error: apt-get download {PACKAGE} failed: {got.stderr.strip()[-300:]}")
-        subprocess.run(["dpkg", "-x", str(debs[0]), str(Path(tmp) / "x")], check=True)
-        oggs = sorted((Path(tmp) / "x").rglob("*.ogg"))
-        if not oggs:
-            sys.exit(f"error: {debs[0].name} holds no .ogg files")
+            sys.exit(f"error: apt-get download {package} failed: {got.stderr.strip()[-300:]}")
+        unpacked = Path(tmp) / "x"
+        subprocess.run(["dpkg", "-x", str(debs[0]), str(unpacked)], check=True)
+        tracks = sorted(p for p in unpacked.rglob("*") if p.suffix in (".ogg", ".opus"))
+        if not tracks:
+            sys.exit(f"error: {debs[0].name} holds no .ogg or .opus files")
+        unique = len({p.name for p in tracks}) == len(tracks)
+        base = Path(os.path.commonpath([t.parent for t in tracks]))
         staging = Path(tmp) / "music"
         staging.mkdir()
-        for ogg in oggs:
-            shutil.move(str(ogg), staging / ogg.name)
+        for track in tracks:
+            dest = staging / (track.name if unique else "__".join(track.relative_to(base).parts))
+            if track.suffix == ".opus":
+                import soundfile
+
+                wave, sr = soundfile.read(track, dtype="float32")
+                soundfile.write(dest.with_suffix(".flac"), wave, sr, subtype="PCM_16")
+            else:
+                shutil.move(str(track), dest)
         staging.rename(music)  # complete or absent
     return music
 
