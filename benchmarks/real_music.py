@@ -229,21 +229,25 @@ def stand_in_numbers() -> dict[str, dict[str, float]]:
     return {v: d.get("t1", {}) for v, d in json.loads(path.read_text()).items()}
 
 
+def metric_cells(result: dict[str, Any]) -> list[str]:
+    """``mean ± ci`` of each of :data:`METRICS` in one variant's result (``–`` if absent)."""
+    cells = []
+    for metric, _, digits in METRICS:
+        stats = result["metrics"].get(metric) or {}
+        mean, ci = stats.get("mean"), stats.get("ci")
+        cells.append(
+            "–" if mean is None else f"{mean:.{digits}f}" + (f" ± {ci:.{digits}f}" if ci else "")
+        )
+    return cells
+
+
 def table(results: dict[str, dict[str, Any]], stand_in: dict[str, dict[str, float]]) -> str:
     head = [f"{label} real" for _, label, _ in METRICS] + [
         f"{label} stand-in" for _, label, _ in METRICS
     ]
     lines = ["| variant | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     for name, res in results.items():
-        real = []
-        for metric, _, digits in METRICS:
-            stats = res["metrics"].get(metric) or {}
-            mean, ci = stats.get("mean"), stats.get("ci")
-            real.append(
-                "–"
-                if mean is None
-                else f"{mean:.{digits}f}" + (f" ± {ci:.{digits}f}" if ci else "")
-            )
+        real = metric_cells(res)
         ref = stand_in.get(name, {})
         stood = [f"{ref[m]:.{d}f}" if m in ref else "–" for m, _, d in METRICS]
         lines.append(f"| {name} | " + " | ".join(real + stood) + " |")
