@@ -5,8 +5,9 @@
 
 1. **Training music.** By default the tracks of Debian's ``warzone2100-music`` package
    (30 tracks, 4 h of orchestral and electronic game music, CC-BY-SA / GPL; Opus, decoded
-   to FLAC once into ``--cache``). Not the Wesnoth soundtrack that
-   ``benchmarks/real_music.py`` tests on: the two sets share no recording.
+   to FLAC once into ``--cache``), less its two remakes of other tracks (28 files). Not
+   the Wesnoth soundtrack that ``benchmarks/real_music.py`` tests on: the two sets share
+   no recording.
 2. **Sets.** :func:`musicrestore.degrade.build.build_musicgen_like` with ``clean_dir`` set
    to that folder and the ``musicgen_like`` block of ``params.yaml`` (its chain, rate,
    ``n_train`` crops and ``n_test`` clips; ``clean_test_fraction`` of the files held out
@@ -53,6 +54,21 @@ PACKAGE = "warzone2100-music"
 STAND_IN = ROOT / "data" / "musicgen_like"
 
 
+def originals(music: Path) -> Path:
+    """``music`` without the soundtrack's remakes (``menu_enhanced``, ``track3_enhanced``:
+    new versions of ``menu`` and ``track3``), so no test file has a version of itself among
+    the training files: a folder of links beside it, made once."""
+    folder = music.with_name(music.name + "-originals")
+    if folder.is_dir():
+        return folder
+    tmp = Path(tempfile.mkdtemp(dir=music.parent, prefix=".originals-"))
+    for path in sorted(music.iterdir()):
+        if not path.stem.endswith("_enhanced"):
+            (tmp / path.name).symlink_to(path.resolve())
+    tmp.rename(folder)
+    return folder
+
+
 def build_sets(music: Path, cache: Path, params: dict[str, Any]) -> Path:
     """``{train,test}`` of ``music`` by the pipeline's T1 recipe (cached by its settings)."""
     from musicrestore.degrade.build import build_musicgen_like, check_params
@@ -77,15 +93,18 @@ def build_sets(music: Path, cache: Path, params: dict[str, Any]) -> Path:
 
 
 def train(name: str, folders: list[Path], params_file: Path, cache: Path) -> Path:
-    """``unet_mask`` trained by ``stages/train.py`` on ``folders``: its models folder."""
-    models = cache / "models" / name
+    """``unet_mask`` trained by ``stages/train.py`` on ``folders``: its models folder (cached
+    by the folders and the params file)."""
+    key = json.dumps([name, [str(f) for f in folders], params_file.read_text()])
+    tag = f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    models = cache / "models" / tag
     if (models / "unet_mask" / "config.json").is_file():
         return models
     start = time.perf_counter()
     cmd = [
         sys.executable, str(ROOT / "stages" / "train.py"), "--params", str(params_file),
         "--model", "unet_mask", "--train", *map(str, folders),
-        "--out", str(models / "unet_mask"), "--work", str(cache / "work" / name), "--no-progress",
+        "--out", str(models / "unet_mask"), "--work", str(cache / "work" / tag), "--no-progress",
     ]  # fmt: skip
     env = {**os.environ, "MUSICRESTORE_TRACKING": "0"}
     got = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -146,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     music = (
         args.music.expanduser()
         if args.music
-        else fetch_debian_music(args.cache, PACKAGE, "warzone-music", "about 85 MB")
+        else originals(fetch_debian_music(args.cache, PACKAGE, "warzone-music", "about 85 MB"))
     )
     if not music.is_dir():
         sys.exit(f"error: {music}: not a folder")
