@@ -120,30 +120,39 @@ def usable_folder(music: Path, cache: Path) -> Path:
 
 
 def build_testset(music: Path, cache: Path, params: dict[str, Any], clips: int) -> Path:
-    """The degraded T1 test set of ``clips`` clips from ``music`` (cached by its settings)."""
+    """The degraded T1 test set of ``clips`` clips from ``music`` (every file held out)."""
+    sets = build_from_folder(
+        music, cache, params, "testset", n_test=clips, n_train=0, clean_test_fraction=1.0
+    )
+    return sets / "test"
+
+
+def build_from_folder(
+    music: Path, cache: Path, params: dict[str, Any], prefix: str, **overrides: Any
+) -> Path:
+    """:func:`musicrestore.degrade.build.build_musicgen_like` on the clean files of ``music``:
+    ``params.yaml``'s ``musicgen_like`` block with ``overrides``; the folder holding
+    ``test`` and ``train``, cached under ``cache`` by the settings and the file names."""
     from musicrestore.degrade.build import build_musicgen_like, check_params
 
     kwargs = dict(params.get("musicgen_like") or {})
     kwargs.setdefault("seed", int(params.get("seed", 0)))
     cfg = kwargs.pop("degrade", None)
-    for key in ("n_test", "n_train", "clean_dir", "clean_test_fraction"):
-        kwargs.pop(key, None)
+    kwargs.pop("clean_dir", None)
+    kwargs.update(overrides)
     check_params(build_musicgen_like, kwargs, "params.yaml: musicgen_like")
     files = sorted(p.name for p in music.iterdir())
-    key = json.dumps([kwargs, cfg, clips, files], sort_keys=True, default=str)
-    folder = cache / f"testset-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    if (folder / "test" / "manifest.jsonl").is_file():
-        return folder / "test"
+    key = json.dumps([kwargs, cfg, files], sort_keys=True, default=str)
+    folder = cache / f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    if folder.is_dir():  # renamed into place only when complete
+        return folder
     tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".build-"))
     try:
-        build_musicgen_like(
-            "unused", "unused", tmp, n_test=clips, n_train=0, cfg=cfg,
-            clean_dir=music, clean_test_fraction=1.0, **kwargs,
-        )  # fmt: skip
+        build_musicgen_like("unused", "unused", tmp, cfg=cfg, clean_dir=music, **kwargs)
         tmp.rename(folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return folder / "test"
+    return folder
 
 
 def run_variants(

@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from typing import Any
 
 from real_music import (
     METRICS,
+    build_from_folder,
     build_testset,
     fetch_debian_music,
     fetch_wesnoth,
@@ -66,29 +66,6 @@ def originals(music: Path) -> Path:
         if not path.stem.endswith("_enhanced"):
             (tmp / path.name).symlink_to(path.resolve())
     tmp.rename(folder)
-    return folder
-
-
-def build_sets(music: Path, cache: Path, params: dict[str, Any]) -> Path:
-    """``{train,test}`` of ``music`` by the pipeline's T1 recipe (cached by its settings)."""
-    from musicrestore.degrade.build import build_musicgen_like, check_params
-
-    kwargs = dict(params.get("musicgen_like") or {})
-    kwargs.setdefault("seed", int(params.get("seed", 0)))
-    cfg = kwargs.pop("degrade", None)
-    kwargs.pop("clean_dir", None)
-    check_params(build_musicgen_like, kwargs, "params.yaml: musicgen_like")
-    files = sorted(p.name for p in music.iterdir())
-    key = json.dumps([kwargs, cfg, files], sort_keys=True, default=str)
-    folder = cache / f"sets-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
-    if (folder / "train" / "manifest.jsonl").is_file():
-        return folder
-    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".build-"))
-    try:
-        build_musicgen_like("unused", "unused", tmp, cfg=cfg, clean_dir=music, **kwargs)
-        tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
@@ -170,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if not music.is_dir():
         sys.exit(f"error: {music}: not a folder")
     start = time.perf_counter()
-    sets = build_sets(usable_folder(music, args.cache), args.cache, params)
+    sets = build_from_folder(usable_folder(music, args.cache), args.cache, params, "sets")
     print(f"sets from {music.name} ({time.perf_counter() - start:.0f} s)", flush=True)
     models = {
         "stand-in": ROOT / "models",
