@@ -6,8 +6,8 @@
 
 ``dvc repro`` followed by ``python -m musicrestore pipeline --compare-lock`` says after
 45 minutes which *stages* another machine did not reproduce. This script says in seconds
-(15 s on a 2-core EPYC) which *kernels* are the cause. Every kind of operation in the pipeline's networks and
-DSP runs on seeded inputs. The torch ops run forward and backward:
+(15 s on a 2-core EPYC) which *kernels* are the cause. Every kind of operation in the
+pipeline's networks and DSP runs on seeded inputs. The torch ops run forward and backward:
 - the convolutions of each shape the networks use (dilated, 1x1, strided, transposed);
 - linear layers, batched matmul and attention;
 - the norms and activations, an LSTM, and STFT/iSTFT;
