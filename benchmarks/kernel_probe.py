@@ -20,8 +20,8 @@ Two machines whose fingerprints agree run the same kernels for these ops. The op
 hashes differ are where to look (docs/method.md#reproducibility).
 
 ``--compare`` exits 1 when anything differs. It lists the probes whose bytes differ, the
-library versions that differ, and a different ``params.yaml`` (the networks are built from
-it). The fingerprint records the CPU model and instruction-set flags,
+library versions that differ, and any network built from another configuration (another
+preset) there. The fingerprint records the CPU model and instruction-set flags,
 the library versions and the kernel caps in force. It is not a DVC output: nothing
 downstream reads it.
 """
@@ -88,17 +88,16 @@ def _fwd_bwd(module: Any, *inputs: Any) -> dict[str, str]:
     return {"fwd": _hash(outs), "bwd": _hash(grads)}
 
 
-class _Fn:
-    """A function as a module with no parameters (so :func:`_fwd_bwd` takes plain ops)."""
+def _op(fn: Callable[..., Any]) -> Callable[[], Any]:
+    """A builder of a parameterless module that runs ``fn`` (so :func:`_fwd_bwd` takes plain
+    ops as it takes layers)."""
+    import torch
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        import torch
+    class Op(torch.nn.Module):
+        def forward(self, *xs: Any) -> Any:
+            return fn(*xs)
 
-        class Wrapped(torch.nn.Module):
-            def forward(self, *xs: Any) -> Any:
-                return fn(*xs)
-
-        self.module = Wrapped()
+    return Op
 
 
 def torch_probes(quick: bool) -> dict[str, Callable[[], dict[str, str]]]:
@@ -120,7 +119,6 @@ def torch_probes(quick: bool) -> dict[str, Callable[[], dict[str, str]]]:
 
         return probe
 
-    fn = lambda f: lambda: _Fn(f).module  # noqa: E731
     return {
         "conv1d_dilated": seeded(lambda: nn.Conv1d(32, 32, 2, dilation=8), (4, 32, t)),
         "conv1d_1x1": seeded(lambda: nn.Conv1d(32, 64, 1), (4, 32, t)),
@@ -136,9 +134,9 @@ def torch_probes(quick: bool) -> dict[str, Callable[[], dict[str, str]]]:
             lambda: nn.ConvTranspose2d(32, 16, 2, stride=2), (2, 32, 64, t // 512)
         ),
         "linear": seeded(lambda: nn.Linear(128, 256), (8, t // 64, 128)),
-        "matmul_batched": seeded(fn(lambda a, b: a @ b), (2, 4, 256, 32), (2, 4, 32, 256)),
+        "matmul_batched": seeded(_op(lambda a, b: a @ b), (2, 4, 256, 32), (2, 4, 32, 256)),
         "sdpa": seeded(
-            fn(lambda q, k, v: F.scaled_dot_product_attention(q, k, v)),
+            _op(lambda q, k, v: F.scaled_dot_product_attention(q, k, v)),
             (2, 4, 256, 32),
             (2, 4, 256, 32),
             (2, 4, 256, 32),
@@ -149,10 +147,10 @@ def torch_probes(quick: bool) -> dict[str, Callable[[], dict[str, str]]]:
         "batch_norm": seeded(lambda: nn.BatchNorm1d(32), (4, 32, t)),
         "gelu": seeded(lambda: nn.GELU(), (4, 32, t)),
         "glu": seeded(lambda: nn.GLU(dim=1), (4, 32, t)),
-        "tanh_sigmoid": seeded(fn(lambda x: torch.tanh(x) * torch.sigmoid(x)), (4, 32, t)),
+        "tanh_sigmoid": seeded(_op(lambda x: torch.tanh(x) * torch.sigmoid(x)), (4, 32, t)),
         "lstm": seeded(lambda: nn.LSTM(64, 64, batch_first=True), (2, t // 64, 64)),
         "stft_istft": seeded(
-            fn(
+            _op(
                 lambda x: torch.istft(
                     torch.stft(x, 1024, 256, window=torch.hann_window(1024), return_complex=True),
                     1024,
@@ -166,7 +164,28 @@ def torch_probes(quick: bool) -> dict[str, Callable[[], dict[str, str]]]:
     }
 
 
-def model_probes(params_path: Path, quick: bool) -> dict[str, Callable[[], dict[str, str]]]:
+def networks(params_path: Path) -> dict[str, str]:
+    """Network probe -> a hash of the configuration it is built from (the chosen preset's
+    ``params_hash``, the separator's training block): two fingerprints compare a network's
+    bytes only where these agree, so an added preset or a changed comment does not count."""
+    from dataclasses import asdict
+
+    from musicrestore.core.stage import load_params
+    from musicrestore.train import recipe
+    from musicrestore.train import separator as sep
+
+    params = load_params(str(params_path))
+    out = {
+        f"model_{n}": recipe.spec_from_params(params, n).params_hash
+        for n in ("unet_mask", "wavenet", "uformer")
+    }
+    config = sep.config_from_params((params.get("separate") or {}).get("train"))
+    text = json.dumps(asdict(config), sort_keys=True, default=str)
+    out["model_separator"] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return out
+
+
+def model_probes(params_path: Path) -> dict[str, Callable[[], dict[str, str]]]:
     """The networks of ``params.yaml``'s presets, built as the training stages build them
     (seeded init), on seeded audio."""
     import torch
@@ -176,7 +195,7 @@ def model_probes(params_path: Path, quick: bool) -> dict[str, Callable[[], dict[
     from musicrestore.train import separator as sep
 
     params = load_params(str(params_path))
-    seconds = 0.5 if quick else 2.0
+    seconds = 2.0
 
     def net(name: str) -> Callable[[], dict[str, str]]:
         def probe() -> dict[str, str]:
@@ -279,7 +298,7 @@ def fingerprint(params_path: Path, quick: bool = False, only: str | None = None)
     probes.update(torch_probes(quick))
     probes.update(numpy_probes(quick))
     if not quick:
-        probes.update(model_probes(params_path, quick))
+        probes.update(model_probes(params_path))
     if only:
         probes = {k: v for k, v in probes.items() if only in k}
     hashes: dict[str, dict[str, str]] = {}
@@ -291,7 +310,7 @@ def fingerprint(params_path: Path, quick: bool = False, only: str | None = None)
     return {
         "format": FORMAT,
         "quick": quick,
-        "params_sha256": hashlib.sha256(params_path.read_bytes()).hexdigest()[:16],
+        "networks": {} if quick else networks(params_path),
         "machine": machine(),
         "hashes": hashes,
     }
@@ -299,12 +318,16 @@ def fingerprint(params_path: Path, quick: bool = False, only: str | None = None)
 
 def compare(mine: dict[str, Any], other: dict[str, Any]) -> list[str]:
     """Lines naming every probe of ``mine`` whose hash differs from (or is absent in)
-    ``other``, the library versions that differ, and a different params file."""
+    ``other``, the library versions that differ, and networks built from other configurations."""
     lines = []
     if mine.get("quick") != other.get("quick"):
         lines.append("the two fingerprints were taken with different --quick settings")
-    if not mine.get("quick") and mine.get("params_sha256") != other.get("params_sha256"):
-        lines.append("the networks were built from different params.yaml files")
+    there = other.get("networks", {})
+    lines += [
+        f"{name} was built from another configuration there"
+        for name, digest in mine.get("networks", {}).items()
+        if there.get(name, digest) != digest
+    ]
     va, vb = mine["machine"]["versions"], other["machine"].get("versions", {})
     lines += [f"version {k}: {vb.get(k)} there, {v} here" for k, v in va.items() if vb.get(k) != v]
     a, b = mine["hashes"], other["hashes"]

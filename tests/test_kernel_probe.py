@@ -78,3 +78,16 @@ def test_a_partial_run_compares_only_its_own_probes() -> None:
     part = probe.fingerprint(REPO / "params.yaml", quick=True, only="conv2d_3x3")
     assert probe.compare(part, full) == []  # the other file's extra probes are not differences
     assert probe.compare(full, part)  # but this run's probes missing there are
+
+
+def test_a_network_built_from_another_configuration_is_named() -> None:
+    """A network whose chosen preset differs is reported (its bytes cannot be compared);
+    only the chosen configuration counts, so adding a preset keeps fingerprints comparable."""
+    nets = probe.networks(REPO / "params.yaml")
+    assert set(nets) == {f"model_{n}" for n in ("unet_mask", "wavenet", "uformer", "separator")}
+    mine = {"machine": {"versions": {}}, "hashes": {}, "networks": nets}
+    other = json.loads(json.dumps(mine))
+    other["networks"]["model_uformer"] = "0" * 16
+    assert probe.compare(mine, other) == [
+        "model_uformer was built from another configuration there"
+    ]
