@@ -3,6 +3,7 @@
     python benchmarks/kernel_probe.py                          # print the fingerprint
     python benchmarks/kernel_probe.py --out probe.json         # and keep it
     python benchmarks/kernel_probe.py --compare reports/kernel_probe/amd-epyc-avx512.json
+    MKL_CBWR=AUTO python benchmarks/kernel_probe.py --time 5   # what a setting costs
 
 ``dvc repro`` followed by ``python -m musicrestore pipeline --compare-lock`` says after
 45 minutes which *stages* another machine did not reproduce. This script says in seconds
@@ -185,9 +186,9 @@ def networks(params_path: Path) -> dict[str, str]:
     return out
 
 
-def model_probes(params_path: Path) -> dict[str, Callable[[], dict[str, str]]]:
-    """The networks of ``params.yaml``'s presets, built as the training stages build them
-    (seeded init), on seeded audio."""
+def network_builders(params_path: Path) -> dict[str, Callable[[int], tuple[Any, Any]]]:
+    """``model_<name>`` -> a builder of (the network of ``params.yaml``'s preset, built as the
+    training stages build it with its seeded init; seeded audio of ``batch`` 2-second clips)."""
     import torch
 
     from musicrestore.core.stage import load_params
@@ -197,29 +198,53 @@ def model_probes(params_path: Path) -> dict[str, Callable[[], dict[str, str]]]:
     params = load_params(str(params_path))
     seconds = 2.0
 
-    def net(name: str) -> Callable[[], dict[str, str]]:
-        def probe() -> dict[str, str]:
+    def audio(batch: int, channels: int, sr: int) -> Any:
+        gen = torch.Generator().manual_seed(0)
+        return torch.randn(batch, channels, int(sr * seconds), generator=gen) * 0.1
+
+    def net(name: str) -> Callable[[int], tuple[Any, Any]]:
+        def build(batch: int) -> tuple[Any, Any]:
             spec = recipe.spec_from_params(params, name)
-            module = recipe.build_net(spec)
-            sr = spec.data.sr or 44100
             channels = int(spec.arch.get("audio_channels", 1))
-            x = torch.randn(
-                1, channels, int(sr * seconds), generator=torch.Generator().manual_seed(0)
-            )
-            return _fwd_bwd(module, x * 0.1)
+            return recipe.build_net(spec), audio(batch, channels, spec.data.sr or 44100)
 
-        return probe
+        return build
 
-    def separator() -> dict[str, str]:
+    def separator(batch: int) -> tuple[Any, Any]:
         config = sep.config_from_params((params.get("separate") or {}).get("train"))
-        module = sep.build_model(config)
-        x = torch.randn(1, 2, int(config.sr * seconds), generator=torch.Generator().manual_seed(0))
-        return _fwd_bwd(module, x * 0.1)
+        return sep.build_model(config), audio(batch, 2, config.sr)
 
-    out: dict[str, Callable[[], dict[str, str]]] = {
-        f"model_{n}": net(n) for n in ("unet_mask", "wavenet", "uformer")
-    }
+    out = {f"model_{n}": net(n) for n in ("unet_mask", "wavenet", "uformer")}
     out["model_separator"] = separator
+    return out
+
+
+def model_probes(params_path: Path) -> dict[str, Callable[[], dict[str, str]]]:
+    """The networks of ``params.yaml``'s presets (:func:`network_builders`), one clip each."""
+
+    def probe(build: Callable[[int], tuple[Any, Any]]) -> Callable[[], dict[str, str]]:
+        return lambda: _fwd_bwd(*build(1))
+
+    return {name: probe(build) for name, build in network_builders(params_path).items()}
+
+
+def time_networks(params_path: Path, passes: int, batch: int = 2) -> dict[str, float]:
+    """Median seconds of a training pass (forward, mean-square loss, backward) of each
+    network on ``batch`` 2-second clips, after one warm-up pass, at torch's thread count:
+    what a kernel setting (e.g. ``MKL_CBWR``) costs in training."""
+    import time
+
+    out = {}
+    for name, build in network_builders(params_path).items():
+        module, x = build(batch)
+        module.train()
+        seconds = []
+        for _ in range(passes + 1):
+            begin = time.perf_counter()
+            module.zero_grad(set_to_none=True)
+            sum(o.float().square().mean() for o in _flat(module(x))).backward()
+            seconds.append(time.perf_counter() - begin)
+        out[name] = sorted(seconds[1:])[len(seconds[1:]) // 2]
     return out
 
 
@@ -344,7 +369,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", type=Path, help="another machine's fingerprint (JSON)")
     parser.add_argument("--quick", action="store_true", help="small inputs, no whole networks")
     parser.add_argument("--only", help="run only the probes whose name contains this")
+    parser.add_argument(
+        "--time", type=int, metavar="N", help="instead: median seconds of N training passes"
+    )
     args = parser.parse_args(argv)
+    if args.time:
+        import os
+
+        print(" ".join(f"{k}={os.environ.get(k)}" for k in sorted(musicrestore.CPU_CAPS)))
+        for name, sec in time_networks(args.params, args.time).items():
+            print(f"{name:<20} {sec:.3f} s")
+        return 0
     other = None
     if args.compare is not None:
         try:

@@ -49,6 +49,6 @@ def dask2():
     :class:`musicrestore.compute.Engine`: the tests that compare 1 and 2 workers share it."""
     from musicrestore import compute
 
-    settings = {**compute.COMPUTE_DEFAULTS, "workers": 2}
+    settings = {**compute.COMPUTE_DEFAULTS, "workers": 2, "cluster_start_s": 0.0}
     with compute.engine(settings, progress=False) as eng:
         yield eng

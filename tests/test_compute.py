@@ -47,6 +47,44 @@ def test_results_come_in_task_order_whatever_order_they_finish_in(dask2):
     assert dask2.workers == 2
 
 
+def _pid_after(delay: float) -> int:
+    time.sleep(delay)
+    return os.getpid()
+
+
+def test_a_local_cluster_starts_only_when_it_pays():
+    """compute.cluster_start_s: tasks run in the stage process while spreading the rest over
+    the workers would save less than the cluster's start-up; costly tasks move to it."""
+    cheap = [{"delay": 0.01}] * 4
+    with compute.engine({**compute.COMPUTE_DEFAULTS, "workers": 2}, progress=False) as eng:
+        assert eng.map(_pid_after, cheap, "t") == [os.getpid()] * 4
+        assert eng.client is None and eng.workers == 1  # 4 x 0.01 s never pays 6 s
+    costly = [{"delay": 0.4}] * 4
+    settings = {**compute.COMPUTE_DEFAULTS, "workers": 2, "cluster_start_s": 0.2}
+    with compute.engine(settings, progress=False) as eng:
+        pids = eng.map(_pid_after, costly, "t")
+        assert eng.workers == 2
+        again = eng.map(_pid_after, costly, "t")  # the started cluster serves later calls
+    assert pids[0] == os.getpid()  # the first task measured the cost here ...
+    assert os.getpid() not in pids[1:] + again  # ... 3 x 0.4 s / 2 workers > 0.2 s: the rest there
+
+
+def test_a_cluster_started_mid_stage_writes_the_bytes_of_one_process(tmp_path):
+    """The first example restores in the stage process with the context itself, the others
+    on the workers with its cold copy (Engine.share): the files are those of one process."""
+    make_testset(tmp_path / "ts", n=4)
+    ctx = build_context("dsp_direct")
+    rs.restore_dataset("dsp_direct", tmp_path / "ts", tmp_path / "one", ctx, progress=False)
+    settings = {**compute.COMPUTE_DEFAULTS, "workers": 2, "cluster_start_s": 1e-6}
+    with compute.engine(settings, progress=False) as eng:
+        timing = rs.restore_dataset(
+            "dsp_direct", tmp_path / "ts", tmp_path / "mixed", build_context("dsp_direct"),
+            engine=eng,
+        )  # fmt: skip
+    assert timing["machine"]["workers"] == 2  # the cluster did start
+    assert folder_bytes(tmp_path / "one") == folder_bytes(tmp_path / "mixed")
+
+
 def _thread_counts() -> dict[str, int]:
     import torch
     from threadpoolctl import threadpool_info

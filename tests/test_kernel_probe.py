@@ -91,3 +91,13 @@ def test_a_network_built_from_another_configuration_is_named() -> None:
     assert probe.compare(mine, other) == [
         "model_uformer was built from another configuration there"
     ]
+
+
+def test_time_gives_a_training_pass_of_every_network(capsys: pytest.CaptureFixture) -> None:
+    """--time: what a kernel setting costs, per network (the MKL_CBWR switch was judged by it)."""
+    assert probe.main(["--time", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == " ".join(f"{k}={os.environ.get(k)}" for k in sorted(musicrestore.CPU_CAPS))
+    timed = {line.split()[0]: float(line.split()[1]) for line in lines[1:]}
+    assert set(timed) == set(probe.networks(REPO / "params.yaml"))
+    assert all(seconds > 0 for seconds in timed.values())

@@ -10,8 +10,9 @@ kernels per CPU at run time (:data:`CPU_CAPS`): oneDNN (PyTorch's CPU convolutio
 MKL inside PyTorch (matrix products), OpenBLAS inside NumPy and SciPy (matrix products) and
 NumPy's ufunc loops (tanh, exp, sin). Each of them, given another instruction set, wrote
 other bytes from the same inputs on this machine (tests/test_cpu_determinism.py), and an
-AVX-512 machine would take its AVX-512 kernels by default; capped at AVX2, every x86-64
-machine with AVX2 runs what an AVX2 machine runs (docs/method.md#reproducibility). The caps
+AVX-512 machine would take its AVX-512 kernels by default; capped at AVX2 (MKL: its
+``COMPATIBLE`` branch), every x86-64 machine with AVX2 runs what an AVX2 machine runs
+(docs/method.md#reproducibility). The caps
 are set only on x86-64 CPUs that have AVX2 (forcing AVX2 kernels elsewhere would crash), and
 an explicit setting of any of the variables wins (e.g. ``ONEDNN_MAX_CPU_ISA=ALL`` for speed).
 """
@@ -25,7 +26,10 @@ import sys
 CPU_CAPS = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",  # oneDNN: convolutions
     "ATEN_CPU_CAPABILITY": "avx2",  # PyTorch's vectorised kernels
-    "MKL_CBWR": "AVX2",  # MKL (PyTorch's BLAS): conditional numerical reproducibility
+    # MKL (PyTorch's matrix products): its conditional-numerical-reproducibility branch. Its
+    # AVX2 branch is for Intel CPUs only (elsewhere MKL quietly takes its per-CPU AUTO path,
+    # and two AMD EPYCs wrote other bytes); COMPATIBLE is the one every x86-64 CPU runs alike
+    "MKL_CBWR": "COMPATIBLE",
     "OPENBLAS_CORETYPE": "Haswell",  # OpenBLAS (NumPy's and SciPy's BLAS): Haswell = AVX2
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",  # NumPy's AVX-512 loops
 }

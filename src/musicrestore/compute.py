@@ -7,7 +7,10 @@ Every stage that loops over examples (``build_msr``, ``build_musicgen_like``, ``
   torch thread (no cluster; what the CLI, the app and most tests use);
 - ``compute.workers: null`` (default) or ``n > 1``: a :class:`distributed.LocalCluster` of
   ``n`` worker processes (default ``os.cpu_count()``), one thread each, so a 2-core machine
-  uses both cores at the file level;
+  uses both cores at the file level. The cluster is started only when it pays: the tasks
+  run in the stage process until the time spreading the rest over the workers would save
+  exceeds ``compute.cluster_start_s`` (what starting the cluster and its workers' imports
+  cost), so a stage of a few seconds' work never waits for one (``0``: start at once);
 - ``compute.scheduler: tcp://host:8786``: the same tasks on an existing cluster (started with
   ``dask scheduler`` / ``dask worker``, or ``dask-jobqueue`` on SLURM: README, "Scale-out").
 
@@ -33,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -46,6 +50,7 @@ COMPUTE_DEFAULTS: dict[str, Any] = {
     "scheduler": None,  # tcp://host:8786 of a running cluster; null: start a LocalCluster
     "workers": None,  # LocalCluster worker processes; null: os.cpu_count(); 1: no cluster
     "connect_timeout_s": 10.0,  # how long to try to reach compute.scheduler
+    "cluster_start_s": 6.0,  # a LocalCluster's start-up cost; 0: start it before any task
 }
 
 
@@ -60,7 +65,7 @@ def compute_settings(section: Mapping[str, Any] | None) -> dict[str, Any]:
         COMPUTE_DEFAULTS,
         section,
         "compute",
-        ranges={"connect_timeout_s": (0.1, 3600.0)},
+        ranges={"connect_timeout_s": (0.1, 3600.0), "cluster_start_s": (0.0, 3600.0)},
         checks={"scheduler": _scheduler_problem, "workers": _workers_problem},
     )
     return settings
@@ -125,12 +130,37 @@ def _single_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class Engine:
-    """Runs a stage's tasks in this process (``client is None``) or on a Dask client."""
+class _Shared:
+    """What :meth:`Engine.share` returns: a placeholder a task is given as one of its
+    keyword arguments, replaced where the task runs by the object (in the stage process) or
+    by its copy on the workers (scattered once, when the first task goes to the cluster)."""
 
-    def __init__(self, client: Any = None, progress: bool = True) -> None:
+    __slots__ = ("cold", "future", "obj")
+
+    def __init__(self, obj: Any, cold: Callable[[], Any] | None) -> None:
+        self.obj, self.cold, self.future = obj, cold, None
+
+
+class Engine:
+    """Runs a stage's tasks in this process (``client is None``) or on a Dask client.
+
+    ``start``: a local cluster not started yet (a callable that starts it and returns its
+    client); :meth:`imap` runs the tasks here until starting it would pay, judged from the
+    tasks' measured cost against ``start_cost_s`` on ``planned_workers`` workers."""
+
+    def __init__(
+        self,
+        client: Any = None,
+        progress: bool = True,
+        *,
+        start: Callable[[], Any] | None = None,
+        start_cost_s: float = 0.0,
+        planned_workers: int = 1,
+    ) -> None:
         self.client = client
         self.progress = progress
+        self._start, self._start_cost_s = start, start_cost_s
+        self._planned_workers = planned_workers
 
     @property
     def workers(self) -> int:
@@ -147,14 +177,13 @@ class Engine:
         infos = self.client.scheduler_info().get("workers", {}).values()
         return any(info.get("resources", {}).get("GPU", 0) > 0 for info in infos)
 
-    def share(self, obj: Any) -> Any:
-        """``obj`` for the tasks' arguments: sent once to every worker (a Dask future the
-        tasks receive as the object itself, one copy per worker, which keeps what the tasks
-        cache on it), or ``obj`` itself in this process."""
-        if self.client is None:
-            return obj
-        # in a list: Dask would scatter a dict's values one by one, under its keys
-        return self.client.scatter([obj], broadcast=True, hash=False)[0]
+    def share(self, obj: Any, cold: Callable[[], Any] | None = None) -> Any:
+        """A placeholder for ``obj`` to pass as a task's keyword argument: the task receives
+        ``obj`` itself in this process, and on a cluster a copy sent once to every worker
+        (one per worker, which keeps what the tasks cache on it). ``cold``: what to send to
+        the workers instead (e.g. ``obj`` without its loaded models, which each worker then
+        loads for itself)."""
+        return _Shared(obj, cold)
 
     def map(
         self,
@@ -193,21 +222,53 @@ class Engine:
         counts = list(units) if units is not None else [1] * len(tasks)
         bar = tqdm(total=sum(counts), desc=desc, unit="ex", leave=False, disable=not self.progress)
         try:
+            done = 0
             if self.client is None:
+                seconds: list[float] = []
                 with _single_thread():
-                    for i, task in enumerate(tasks):
-                        result = fn(**task)
-                        bar.update(counts[i])
-                        yield i, result
-                return
-            yield from self._imap_dask(fn, tasks, counts, bar, gpu)
+                    while done < len(tasks):
+                        begin = time.perf_counter()
+                        result = fn(**_here(tasks[done]))
+                        seconds.append(time.perf_counter() - begin)
+                        bar.update(counts[done])
+                        done += 1
+                        yield done - 1, result
+                        if self._pays(seconds, len(tasks) - done):
+                            self._start_cluster()
+                            break
+            if done < len(tasks):
+                yield from self._imap_dask(fn, tasks, range(done, len(tasks)), counts, bar, gpu)
         finally:
             bar.close()
+
+    def _pays(self, seconds: list[float], remaining: int) -> bool:
+        """Whether starting the local cluster now saves time on the ``remaining`` tasks: the
+        cost of a task is the latest one's (the first also loads what the later ones reuse),
+        and ``planned_workers`` of them run at once on the cluster."""
+        if self._start is None or remaining == 0:
+            return False
+        saved = seconds[-1] * remaining * (1.0 - 1.0 / self._planned_workers)
+        return saved > self._start_cost_s
+
+    def _start_cluster(self) -> None:
+        start, self._start = self._start, None
+        self.client = start()
+
+    def _remote(self, task: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(task)
+        for key, value in task.items():
+            if isinstance(value, _Shared):
+                if value.future is None:  # in a list: Dask would scatter a dict's values
+                    obj = value.cold() if value.cold is not None else value.obj
+                    value.future = self.client.scatter([obj], broadcast=True, hash=False)[0]
+                out[key] = value.future
+        return out
 
     def _imap_dask(
         self,
         fn: Callable[..., Any],
         tasks: Sequence[Mapping[str, Any]],
+        which: range,
         counts: list[int],
         bar: Any,
         gpu: bool,
@@ -216,10 +277,10 @@ class Engine:
 
         resources = {"GPU": 1} if gpu and self.gpu_workers else None
         futures = [
-            self.client.submit(_call, fn, dict(task), pure=False, resources=resources)
-            for task in tasks
+            self.client.submit(_call, fn, self._remote(tasks[i]), pure=False, resources=resources)
+            for i in which
         ]
-        index = {fut.key: i for i, fut in enumerate(futures)}
+        index = {fut.key: i for i, fut in zip(which, futures, strict=True)}
         try:
             for fut in as_completed(futures):
                 i = index[fut.key]
@@ -231,30 +292,52 @@ class Engine:
             self.client.cancel([f for f in futures if not f.done()])
 
 
+def _here(task: Mapping[str, Any]) -> dict[str, Any]:
+    """``task`` with every :class:`_Shared` placeholder replaced by its object."""
+    return {k: v.obj if isinstance(v, _Shared) else v for k, v in task.items()}
+
+
 @contextlib.contextmanager
 def engine(settings: Mapping[str, Any] | None = None, progress: bool = True) -> Iterator[Engine]:
     """The :class:`Engine` ``settings`` (a checked ``compute`` block, or ``None``: every
     core) describe, for the length of the block; a LocalCluster is closed at the end.
 
+    A scheduler is reached at once; a local cluster is started when the tasks' measured
+    cost makes it pay (``cluster_start_s``; ``0``: at once).
+
     Raises:
         ComputeError: ``compute.scheduler`` cannot be reached within ``connect_timeout_s``,
-            or the local cluster does not start; raised before any task runs.
+            or the local cluster does not start; raised before any task is sent to it.
     """
     settings = compute_settings(settings) if settings is None else dict(settings)
     workers = settings["workers"] or os.cpu_count() or 1
     if settings["scheduler"] is None and workers <= 1:
         yield Engine(None, progress)
         return
-    with _client(settings, workers) as client:
-        eng = Engine(client, progress)
-        link = client.dashboard_link  # the status page needs bokeh; the link is there anyway
-        log.info(
-            "Dask: %d worker(s) at %s%s",
-            eng.workers,
-            client.scheduler.address,
-            f"; dashboard {link}" if link else "",
-        )
-        yield eng
+    with contextlib.ExitStack() as stack:
+
+        def start() -> Any:
+            client = stack.enter_context(_client(settings, workers))
+            link = client.dashboard_link  # the status page needs bokeh; the link is there anyway
+            log.info(
+                "Dask: %d worker(s) at %s%s",
+                max(1, len(client.scheduler_info().get("workers", {}))),
+                client.scheduler.address,
+                f"; dashboard {link}" if link else "",
+            )
+            return client
+
+        lazy = settings["scheduler"] is None and settings.get("cluster_start_s", 0.0) > 0
+        if lazy:
+            yield Engine(
+                None,
+                progress,
+                start=start,
+                start_cost_s=settings["cluster_start_s"],
+                planned_workers=workers,
+            )
+        else:
+            yield Engine(start(), progress)
 
 
 @contextlib.contextmanager

@@ -433,7 +433,7 @@ def restore_dataset(
         raise RestoreError(f"{dataset_dir / MANIFEST}: example ids are not unique")
     out_dir.mkdir(parents=True, exist_ok=True)
     engine = engine or Engine(None, progress)
-    shared = engine.share(ctx if engine.client is None else ctx.cold())
+    shared = engine.share(ctx, cold=ctx.cold)
     chunking = {"chunk_s": chunk_s, "overlap_s": overlap_s, "context_s": context_s}
     tasks = [
         {
