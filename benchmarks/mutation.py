@@ -71,7 +71,7 @@ MUTATIONS = [
     ),
     Mutation(
         "target-to-background SNR not applied",
-        "degrade/effects.py",
+        "degrade/base.py",
         "        gain = math.sqrt(et / (eb * 10.0 ** (snr_db_ / 10.0)))",
         "        gain = 1.0",
         ("tests/test_effects.py", "tests/test_chains.py"),

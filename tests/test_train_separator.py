@@ -16,14 +16,11 @@ from musicrestore.separation import SOURCES, load_separator
 from musicrestore.train.separator import (
     CHECKPOINT,
     SeparatorTrainConfig,
-    SongBank,
     build_model,
     config_from_params,
-    partition_songs,
-    sample_batch,
-    song_sources,
     train_separator,
 )
+from musicrestore.train.separator_data import SongBank, partition_songs, sample_batch, song_sources
 from tests.helpers import make_tiny_rawstems
 
 SR = 44100
