@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import platform
 import sys
 from collections.abc import Callable, Iterator
@@ -287,8 +288,6 @@ def numpy_probes(quick: bool) -> dict[str, Callable[[], dict[str, str]]]:
 
 def machine() -> dict[str, Any]:
     """CPU model, its SIMD flags, library versions and the caps in force."""
-    import os
-
     import numpy
     import scipy
     import torch
@@ -374,8 +373,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.time:
-        import os
-
         print(" ".join(f"{k}={os.environ.get(k)}" for k in sorted(musicrestore.CPU_CAPS)))
         for name, sec in time_networks(args.params, args.time).items():
             print(f"{name:<20} {sec:.3f} s")
